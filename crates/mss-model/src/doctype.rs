@@ -1,0 +1,1 @@
+//! Document types (JDV_J07-XdsTypeCode-CISIS): code → French label.
