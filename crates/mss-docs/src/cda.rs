@@ -1,8 +1,117 @@
 //! CDA R2 header extraction: everything mss needs to file a document, read
 //! without paying for the body.
+//!
+//! [`parse_header`] reads a CDA in two steps:
+//!
+//! 1. a streaming pre-scan (quick-xml) checks that the root is an HL7
+//!    `ClinicalDocument`, refuses any DTD, and stops at the start of the
+//!    top-level `component`: in CDA schema order every header element comes
+//!    before it. It peeks at the first child of `component` for the level
+//!    (`nonXMLBody` → 1, `structuredBody` → 3) and checks that the document
+//!    ends with the closing root tag (a truncated transfer is refused);
+//! 2. only the header slice, closed by a synthetic end tag, is parsed into a
+//!    tree (roxmltree, through [`crate::xml`]) and read.
+//!
+//! So a CDA with a 20 MB embedded PDF costs about what its header costs. The
+//! flip side, by design: the body between its first child and the final
+//! closing tag is not checked for well-formedness here.
+//!
+//! Namespaces are resolved, prefixes do not matter (`cda:ClinicalDocument`
+//! and a default namespace read the same). Text values are trimmed and their
+//! inner runs of whitespace collapsed to one space.
+//!
+//! ## Patient names
+//!
+//! Names are read from every `recordTarget/patientRole/patient/name`, in
+//! document order; `qualifier` is a space-separated set of codes.
+//!
+//! - birth name: the first `family` qualified `BR`; when none is, the first
+//!   `family` without any qualifier (older senders and non-INS documents write
+//!   one plain name, which is then the best birth name there is);
+//! - birth given names: every `given` without qualifier, joined by one space;
+//! - first birth given name: the `given` qualified `BR`; when none is, the
+//!   first word of the birth given names;
+//! - name and given name in use: the first `family` / `given` qualified `CL`.
+//!
+//! Other qualifiers (`SP` spouse name…) are ignored.
+
+mod header;
+mod scan;
 
 use mss_model::{IdentityTraits, InsKind};
 use serde::Serialize;
+
+pub use crate::xml::XmlError;
+
+/// The HL7 v3 namespace of every CDA element.
+pub const HL7_NS: &str = "urn:hl7-org:v3";
+
+/// Largest header accepted, in bytes before the top-level `component`. Real
+/// headers weigh 5 to 60 kB; a bigger one is an attack or a broken producer.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024 * 1024;
+
+/// Why a CDA header could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CdaError {
+    #[error("the CDA document is empty: ask the sender to send the document again")]
+    Empty,
+    #[error("the CDA document is not readable XML ({0}): ask the sender to check the file")]
+    Xml(#[from] XmlError),
+    #[error(
+        "the document is an XSL stylesheet wrapping a CDA for display (\"auto-présentable\"), not a CDA: ask the sender for the CDA document itself"
+    )]
+    XslWrapper,
+    #[error(
+        "the document root is {0}, not an HL7 CDA ClinicalDocument in namespace urn:hl7-org:v3: check that the right file was attached"
+    )]
+    NotCda(String),
+    #[error(
+        "the CDA document is truncated (it does not end with its closing ClinicalDocument tag): ask the sender to send it again"
+    )]
+    Truncated,
+    #[error(
+        "the CDA header is larger than {0} bytes before the body, refused: ask the sender to check the document"
+    )]
+    HeaderTooLarge(usize),
+    #[error(
+        "the CDA has no body (ClinicalDocument/component with nonXMLBody or structuredBody): the document cannot be filed, ask the sender to fix it"
+    )]
+    MissingBody,
+    #[error(
+        "the CDA body is {0}, expected nonXMLBody (level 1) or structuredBody (level 3): ask the sender to fix the document"
+    )]
+    UnknownBody(String),
+    #[error(
+        "the CDA has no identifier (ClinicalDocument/id with a root): the document cannot be tracked, ask the sender to fix it"
+    )]
+    MissingId,
+    #[error(
+        "the CDA versionNumber {0:?} is not a positive integer: ask the sender to fix the document"
+    )]
+    InvalidVersion(String),
+}
+
+/// Reads the header of the CDA R2 document `bytes` (UTF-8, with or without a
+/// byte-order mark). Time and memory are those of the header, whatever the
+/// size of the body.
+pub fn parse_header(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return Err(CdaError::Xml(XmlError::NotUtf8(0)));
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(CdaError::Empty);
+    }
+    let scan = scan::scan(bytes)?;
+    let head = crate::xml::text(&bytes[..scan.header_end])?;
+    let mut text = String::with_capacity(head.len() + scan.root_qname.len() + 3);
+    text.push_str(head);
+    text.push_str("</");
+    text.push_str(&scan.root_qname);
+    text.push('>');
+    let doc = crate::xml::parse(&text)?;
+    header::read(&doc, scan.level)
+}
 
 /// An HL7 instance identifier (`II`): OID root and optional extension.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -52,7 +161,7 @@ pub struct Patient {
     pub ins: Option<InsRef>,
     #[serde(flatten)]
     pub traits: IdentityTraits,
-    /// Name in use (`family@qualifier="CL"`), when it differs from the birth name.
+    /// Name in use (`family@qualifier="CL"`), as written (often equal to the birth name).
     pub used_name: Option<String>,
     /// Given name in use (`given@qualifier="CL"`).
     pub used_given_name: Option<String>,
