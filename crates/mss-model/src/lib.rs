@@ -9,5 +9,9 @@ pub mod identity;
 pub mod ins;
 
 pub use address::{AddressError, MssAddress};
-pub use identity::{IdentityTraits, PartialDate, Sex};
-pub use ins::{IdentityStatus, Ins, InsError, InsKind, Matricule};
+pub use doctype::DocType;
+pub use identity::{
+    IdentityError, IdentityTraits, MismatchKind, PartialDate, Sex, Trait, TraitMismatch,
+    normalize_name,
+};
+pub use ins::{IdentityStatus, Ins, InsError, InsKind, Matricule, TestIdentities};
