@@ -239,7 +239,7 @@ pub enum XdmError {
     Encrypted(String),
     #[error("zip entry {0:?} is a symbolic link; refused as unsafe")]
     Symlink(String),
-    #[error("the zip archive holds the name {0:?} twice; refused as ambiguous")]
+    #[error("the zip archive holds the same entry name twice ({0}); refused as ambiguous")]
     DuplicateName(String),
     #[error("zip entries overlap each other in the archive (zip bomb pattern); refused")]
     OverlappingEntries,

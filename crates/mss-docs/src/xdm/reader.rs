@@ -94,16 +94,21 @@ fn unzip(bytes: &[u8], limits: &Limits) -> Result<Vec<Entry>, XdmError> {
         });
     }
     if archive.has_duplicate_names() {
-        let mut names: Vec<String> = archive
-            .file_names()
-            .map(|n| n.map(|n| n.into_owned()).unwrap_or_default())
-            .collect();
-        names.sort();
-        let dup = names
-            .windows(2)
-            .find(|w| w[0] == w[1])
-            .map(|w| w[0].clone());
-        return Err(XdmError::DuplicateName(dup.unwrap_or_default()));
+        // The zip crate keeps one entry per name and only tells that some
+        // were dropped.
+        return Err(XdmError::DuplicateName(
+            "two central directory entries".into(),
+        ));
+    }
+    // Names are resolved case-insensitively: names equal but for case are
+    // just as ambiguous.
+    let mut keys: Vec<String> = archive
+        .file_names()
+        .map(|n| n.map(|n| n.to_ascii_lowercase()).unwrap_or_default())
+        .collect();
+    keys.sort();
+    if let Some(pair) = keys.windows(2).find(|w| w[0] == w[1]) {
+        return Err(XdmError::DuplicateName(pair[0].clone()));
     }
     match archive.has_overlapping_entries() {
         Ok(false) => {}
