@@ -1,1 +1,27 @@
-fn main() {}
+//! `mss`: the MSSanté connector's command line.
+//!
+//! Every command prints JSON (or writes a file) on success, and one line on
+//! stderr with a non-zero exit on failure — never a panic or a backtrace.
+
+mod cli;
+mod clock;
+mod commands;
+mod input;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // A panic is a bug, but the user still gets one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("mss: internal error ({info}); please report it");
+    }));
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mss: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
