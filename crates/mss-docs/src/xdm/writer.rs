@@ -496,7 +496,7 @@ pub(crate) fn xds_time(ts: &str) -> Option<String> {
         .position(|b| !b.is_ascii_digit())
         .unwrap_or(ts.len());
     let digits = &ts[..digits_end];
-    if digits.len() < 4 || digits.len() > 14 || digits.len() % 2 != 0 {
+    if digits.len() < 4 || digits.len() > 14 || !digits.len().is_multiple_of(2) {
         return None;
     }
     let mut rest = &ts[digits_end..];
@@ -872,7 +872,7 @@ fn document_entry(w: &mut Xml, entry: &Entry, action: Option<Action>) -> XmlResu
                 "sourcePatientInfo",
                 &source_patient_info(header, &entry.patient_id),
             )?;
-            slot(w, "URI", &[entry.file_name.clone()])?;
+            slot(w, "URI", std::slice::from_ref(&entry.file_name))?;
             if let Some(title) = &header.title {
                 name_element(w, title)?;
             }
