@@ -113,7 +113,10 @@ fn documents() -> (Vec<(Vec<u8>, CdaHeader)>, &'static str) {
     let mut docs = Vec::new();
     for doc in pool {
         docs.push(doc);
-        if pack(&docs, &class).len() >= TARGET {
+        let size = pack(&docs, &class).len();
+        if size > TARGET + TARGET / 4 {
+            docs.pop();
+        } else if size >= TARGET {
             break;
         }
     }

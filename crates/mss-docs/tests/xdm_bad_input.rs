@@ -324,3 +324,39 @@ fn errors_are_one_line() {
         assert!(!text.contains('\n') && text.len() > 20, "{text}");
     }
 }
+
+#[test]
+fn too_many_document_entries() {
+    let objects: String = (0..1001)
+        .map(|i| format!(r#"<rim:ExtrinsicObject id="d{i}"><rim:Slot name="URI"><rim:ValueList><rim:Value>DOC.XML</rim:Value></rim:ValueList></rim:Slot></rim:ExtrinsicObject>"#))
+        .collect();
+    let metadata = format!(
+        r#"<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><rim:RegistryObjectList><rim:RegistryPackage id="ss"/>{objects}</rim:RegistryObjectList></lcm:SubmitObjectsRequest>"#
+    );
+    let big = noise(1024 * 1024, 3);
+    let zip = zip_of(
+        &[
+            (META, metadata.as_bytes()),
+            ("IHE_XDM/SUBSET01/DOC.XML", &big),
+        ],
+        false,
+    );
+    let err = read(&zip).unwrap_err();
+    assert!(
+        matches!(err, XdmError::MetadataInvalid { ref reason, .. } if reason.contains("1001")),
+        "{err:?}"
+    );
+    // Within the limit, entries sharing one file share its bytes.
+    let limits = Limits {
+        max_entries: 2000,
+        ..Limits::default()
+    };
+    let package = xdm::read(&zip, &limits).unwrap();
+    assert_eq!(package.documents.len(), 1001);
+    assert!(
+        package
+            .documents
+            .iter()
+            .all(|d| d.content().len() == big.len())
+    );
+}

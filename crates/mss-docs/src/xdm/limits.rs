@@ -6,7 +6,8 @@
 /// `Read::take` with the remaining budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Most entries (files and directories) in the archive.
+    /// Most entries (files and directories) in the archive, and most
+    /// DocumentEntries in `METADATA.XML`.
     pub max_entries: usize,
     /// Most bytes all entries may expand to, together. This also bounds the
     /// memory `read` uses.

@@ -1,7 +1,7 @@
 //! `METADATA.XML` (ebRIM 3.0 SubmitObjectsRequest) → plain values, by
 //! namespace and local name, never by prefix.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use roxmltree::{Document as XmlDoc, Node};
 
@@ -178,7 +178,7 @@ impl<'a, 'input> Index<'a, 'input> {
 
 /// Reads a parsed METADATA.XML. Errors are the reason, for
 /// [`super::XdmError::MetadataInvalid`].
-pub(crate) fn parse(doc: &XmlDoc) -> Result<RawSubmission, String> {
+pub(crate) fn parse(doc: &XmlDoc, max_documents: usize) -> Result<RawSubmission, String> {
     let root = doc.root_element();
     if !is(&root, "SubmitObjectsRequest") {
         return Err(format!(
@@ -215,7 +215,7 @@ pub(crate) fn parse(doc: &XmlDoc) -> Result<RawSubmission, String> {
         entries: Vec::new(),
     };
 
-    let replacing: Vec<&str> = list
+    let replacing: HashSet<&str> = list
         .descendants()
         .filter(|n| is(n, "Association"))
         .filter(|n| {
@@ -225,10 +225,20 @@ pub(crate) fn parse(doc: &XmlDoc) -> Result<RawSubmission, String> {
         .filter_map(|n| n.attribute("sourceObject"))
         .collect();
 
-    for object in list.descendants().filter(|n| is(n, "ExtrinsicObject")) {
+    let objects: Vec<Node> = list
+        .descendants()
+        .filter(|n| is(n, "ExtrinsicObject"))
+        .collect();
+    if objects.len() > max_documents {
+        return Err(format!(
+            "{} DocumentEntries, more than the {max_documents} allowed",
+            objects.len()
+        ));
+    }
+    for object in objects {
         let id = object.attribute("id");
         let action = action_slot(object).or_else(|| {
-            id.filter(|id| replacing.contains(id))
+            id.filter(|id| replacing.contains(*id))
                 .map(|_| Action::Replace)
         });
         submission.entries.push(RawEntry {

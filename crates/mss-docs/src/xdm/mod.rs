@@ -129,8 +129,9 @@ pub struct Document {
     /// Action read on this DocumentEntry (slot, or RPLC association).
     #[serde(skip)]
     pub action: Option<Action>,
+    /// Shared with any other DocumentEntry pointing at the same file.
     #[serde(skip)]
-    content: Vec<u8>,
+    content: std::sync::Arc<[u8]>,
 }
 
 impl Document {

@@ -1,6 +1,7 @@
 //! Reading a received package: zip checks, METADATA.XML, documents.
 
 use std::io::{Cursor, Read};
+use std::sync::{Arc, OnceLock};
 
 use zip::ZipArchive;
 use zip::result::ZipError;
@@ -16,7 +17,15 @@ struct Entry {
     name: String,
     /// Lower-case name, for case-insensitive lookups.
     key: String,
-    bytes: Vec<u8>,
+    bytes: Arc<[u8]>,
+    /// SHA-1, computed once however many entries point here.
+    sha1: OnceLock<String>,
+}
+
+impl Entry {
+    fn sha1_hex(&self) -> &str {
+        self.sha1.get_or_init(|| hex::encode(sha1_of(&self.bytes)))
+    }
 }
 
 /// Reads an XDM package held in memory. Nothing is written to disk.
@@ -35,10 +44,11 @@ pub fn read(zip_bytes: &[u8], limits: &Limits) -> Result<XdmPackage, XdmError> {
     let path = meta.name.clone();
     let text = xml::text(&meta.bytes).map_err(|e| metadata_xml_error(&path, e))?;
     let doc = xml::parse(text).map_err(|e| metadata_xml_error(&path, e))?;
-    let raw = metadata::parse(&doc).map_err(|reason| XdmError::MetadataInvalid {
-        path: path.clone(),
-        reason,
-    })?;
+    let raw =
+        metadata::parse(&doc, limits.max_entries).map_err(|reason| XdmError::MetadataInvalid {
+            path: path.clone(),
+            reason,
+        })?;
 
     let documents: Vec<Document> = raw
         .entries
@@ -183,7 +193,12 @@ fn unzip(bytes: &[u8], limits: &Limits) -> Result<Vec<Entry>, XdmError> {
         }
         total += actual;
         let key = name.to_ascii_lowercase();
-        entries.push(Entry { name, key, bytes });
+        entries.push(Entry {
+            name,
+            key,
+            bytes: bytes.into(),
+            sha1: OnceLock::new(),
+        });
     }
     Ok(entries)
 }
@@ -304,14 +319,14 @@ fn document(raw: RawEntry, metadata_key: &str, entries: &[Entry]) -> Document {
         .as_deref()
         .and_then(|s| s.trim().parse::<u64>().ok());
     let (path, content) = match file {
-        Some(entry) => (Some(entry.name.clone()), entry.bytes.clone()),
-        None => (None, Vec::new()),
+        Some(entry) => (Some(entry.name.clone()), Arc::clone(&entry.bytes)),
+        None => (None, Arc::from(Vec::new())),
     };
-    let hash_ok = file.is_some()
-        && raw.hash.as_deref().is_some_and(|h| {
-            h.trim()
-                .eq_ignore_ascii_case(&hex::encode(sha1_of(&content)))
-        });
+    let hash_ok = file.is_some_and(|entry| {
+        raw.hash
+            .as_deref()
+            .is_some_and(|h| h.trim().eq_ignore_ascii_case(entry.sha1_hex()))
+    });
     let size_ok = file.is_some() && declared_size == Some(content.len() as u64);
     let (cda, cda_error) = if file.is_some() && looks_like_cda(raw.mime_type.as_deref(), &content) {
         match crate::cda::parse_header(&content) {
