@@ -68,10 +68,13 @@ fn xml_error(bytes: &[u8], reader: &NsReader<&[u8]>, e: QxError) -> CdaError {
             | SyntaxError::UnclosedSingleQuotedAttributeValue
             | SyntaxError::UnclosedDoubleQuotedAttributeValue,
         ) => CdaError::Truncated,
-        other => CdaError::Xml(XmlError::Malformed(format!(
-            "{other} (near byte {})",
-            reader.error_position()
-        ))),
+        other => {
+            let near = match reader.error_position() {
+                0 => reader.buffer_position(),
+                at => at,
+            };
+            CdaError::Xml(XmlError::Malformed(format!("{other} (near byte {near})")))
+        }
     }
 }
 
