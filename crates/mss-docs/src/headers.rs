@@ -14,7 +14,7 @@ pub const X_MSS_NIL: &str = "X-MSS-NIL";
 pub const X_MSS_MES: &str = "X-MSS-MES";
 
 /// Domain of the Mon espace santé patient mailboxes.
-pub const PATIENT_DOMAIN: &str = "patient.mssante.fr";
+pub use mss_model::address::PATIENT_DOMAIN;
 
 /// Why the headers could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,16 +105,9 @@ pub fn carries_ins(document: &CdaHeader, test_identities: bool) -> bool {
     })
 }
 
-/// All six traits INS present (and the text ones non-blank).
+/// All six traits INS present (and not blank), as mss-model defines it.
 fn traits_complete(patient: &crate::cda::Patient) -> bool {
-    let t = &patient.traits;
-    let text = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-    text(&t.birth_name)
-        && text(&t.first_given_name)
-        && text(&t.given_names)
-        && t.birth_date.is_some()
-        && t.sex.is_some()
-        && text(&t.birthplace_code)
+    patient.traits.is_complete_for_ins()
 }
 
 /// `X-MSS-INS`: `None` (header absent) when there is no CDA.

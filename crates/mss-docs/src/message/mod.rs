@@ -51,33 +51,17 @@ pub(crate) enum AddressProblem {
     Syntax,
 }
 
-/// Check a mail address for sending: one `@`, a non-empty local part, a
-/// dotted domain, ASCII without spaces, control characters or the characters
-/// that delimit addresses in a header. Returns it trimmed.
-///
-/// TODO(mss-model): delegate to `MssAddress::parse` once it lands.
+/// Check a mail address for sending with [`mss_model::MssAddress::parse`]
+/// (bare ASCII `local@domain`, no spaces, brackets or control characters),
+/// after trimming surrounding spaces. Returns it normalised (domain
+/// lower-case).
 pub(crate) fn check_address(address: &str) -> Result<String, AddressProblem> {
     if address.chars().any(char::is_control) {
         return Err(AddressProblem::Control);
     }
-    let address = address.trim();
-    let (local, domain) = address.rsplit_once('@').ok_or(AddressProblem::Syntax)?;
-    let allowed = |c: char| {
-        c.is_ascii_graphic()
-            && !matches!(
-                c,
-                '<' | '>' | '(' | ')' | '[' | ']' | '\\' | ',' | ';' | ':' | '"' | '@'
-            )
-    };
-    let domain_ok = !domain.is_empty()
-        && domain.contains('.')
-        && domain.split('.').all(|label| {
-            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if local.is_empty() || !local.chars().all(allowed) || !domain_ok {
-        return Err(AddressProblem::Syntax);
-    }
-    Ok(address.to_owned())
+    mss_model::MssAddress::parse(address.trim())
+        .map(|a| a.as_str().to_owned())
+        .map_err(|_| AddressProblem::Syntax)
 }
 
 /// Check a Message-ID given with or without angle brackets; returns it

@@ -150,14 +150,18 @@ fn same_patient(a: &CdaHeader, b: &CdaHeader) -> bool {
 }
 
 /// The subject built from the first document: label from the CDA code's
-/// display name, else the document title; NOM from the birth name (else
+/// display name, else the JDV_J07 label of the code, else the document title; NOM from the birth name (else
 /// the name in use); prénom from the first given name (else the one in use).
 fn default_subject(document: &CdaHeader) -> Result<String, ComposeError> {
     let label = document
         .code
         .as_ref()
-        .and_then(|c| c.display.clone())
-        .filter(|d| !d.trim().is_empty())
+        .and_then(|c| {
+            c.display
+                .clone()
+                .filter(|d| !d.trim().is_empty())
+                .or_else(|| mss_model::doctype::label(c.code.trim()).map(str::to_owned))
+        })
         .or_else(|| document.title.clone())
         .unwrap_or_default();
     let patient = &document.patient;
