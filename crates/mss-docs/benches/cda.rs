@@ -60,14 +60,14 @@ fn n1_with_pdf(size: usize) -> Vec<u8> {
     let end = N1[start..].find("</text>").unwrap() + start;
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut doc = Vec::with_capacity(N1.len() + size + size / 76);
-    doc.extend_from_slice(N1[..start].as_bytes());
+    doc.extend_from_slice(&N1.as_bytes()[..start]);
     for i in 0..size {
         doc.push(alphabet[(i * 7 + i / 13) % 64]);
         if i % 76 == 75 {
             doc.push(b'\n');
         }
     }
-    doc.extend_from_slice(N1[end..].as_bytes());
+    doc.extend_from_slice(&N1.as_bytes()[end..]);
     doc
 }
 

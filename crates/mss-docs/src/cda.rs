@@ -1,24 +1,32 @@
 //! CDA R2 header extraction: everything mss needs to file a document, read
 //! without paying for the body.
 //!
-//! [`parse_header`] reads a CDA in two steps:
+//! [`parse_header`] makes one streaming pass (quick-xml) over the header and
+//! stops at the start of the top-level `component`: in CDA schema order every
+//! header element comes before it. On the way it checks that the root is an
+//! HL7 `ClinicalDocument` (XSL "auto-présentable" wrappers get their own
+//! error), refuses any DTD (so no external entity and no entity expansion),
+//! and keeps only the values listed in [`CdaHeader`], matching each element on
+//! its path of ancestors. It then peeks at the first child of `component` for
+//! the level (`nonXMLBody` → 1, `structuredBody` → 3) and checks that the
+//! document ends with the closing root tag, so a truncated transfer is refused.
 //!
-//! 1. a streaming pre-scan (quick-xml) checks that the root is an HL7
-//!    `ClinicalDocument`, refuses any DTD, and stops at the start of the
-//!    top-level `component`: in CDA schema order every header element comes
-//!    before it. It peeks at the first child of `component` for the level
-//!    (`nonXMLBody` → 1, `structuredBody` → 3) and checks that the document
-//!    ends with the closing root tag (a truncated transfer is refused);
-//! 2. only the header slice, closed by a synthetic end tag, is parsed into a
-//!    tree (roxmltree, through [`crate::xml`]) and read.
+//! So a CDA with a 20 MB embedded PDF costs what its header costs. Limits keep
+//! time and memory bounded whatever the input: [`MAX_HEADER_BYTES`] of header,
+//! 256 levels of nesting, 128 namespace declarations in scope, 1000 authors,
+//! template ids or patient ids.
 //!
-//! So a CDA with a 20 MB embedded PDF costs about what its header costs. The
-//! flip side, by design: the body between its first child and the final
-//! closing tag is not checked for well-formedness here.
+//! What this reader does not do, by design: validate the body (between its
+//! first child and the final closing tag, nothing is read), or check the
+//! attribute syntax of header elements whose values it does not read. The tag
+//! structure of the whole header is checked (nesting, end-tag names, text
+//! outside the root, undeclared prefixes and entities).
 //!
 //! Namespaces are resolved, prefixes do not matter (`cda:ClinicalDocument`
-//! and a default namespace read the same). Text values are trimmed and their
-//! inner runs of whitespace collapsed to one space.
+//! and a default namespace read the same). Text and attribute values are
+//! trimmed and their inner runs of whitespace collapsed to one space; only
+//! the text directly inside an element counts (not that of its children).
+//! Single-valued fields take the first occurrence that has a value.
 //!
 //! ## Patient names
 //!
@@ -35,8 +43,8 @@
 //!
 //! Other qualifiers (`SP` spouse name…) are ignored.
 
-mod header;
-mod scan;
+mod extract;
+mod stream;
 
 use mss_model::{IdentityTraits, InsKind};
 use serde::Serialize;
@@ -89,6 +97,10 @@ pub enum CdaError {
         "the CDA versionNumber {0:?} is not a positive integer: ask the sender to fix the document"
     )]
     InvalidVersion(String),
+    #[error(
+        "the CDA header has more than {1} {0} elements, refused: ask the sender to check the document"
+    )]
+    TooMany(&'static str, usize),
 }
 
 /// Reads the header of the CDA R2 document `bytes` (UTF-8, with or without a
@@ -102,15 +114,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(CdaError::Empty);
     }
-    let scan = scan::scan(bytes)?;
-    let head = crate::xml::text(&bytes[..scan.header_end])?;
-    let mut text = String::with_capacity(head.len() + scan.root_qname.len() + 3);
-    text.push_str(head);
-    text.push_str("</");
-    text.push_str(&scan.root_qname);
-    text.push('>');
-    let doc = crate::xml::parse(&text)?;
-    header::read(&doc, scan.level)
+    stream::read(bytes)
 }
 
 /// An HL7 instance identifier (`II`): OID root and optional extension.

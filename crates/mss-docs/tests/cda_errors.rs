@@ -32,7 +32,7 @@ fn malformed_xml() {
         CdaError::Xml(XmlError::Malformed(_))
     ));
     assert!(matches!(
-        err(doc("<title a=\"1\" a=\"2\">x</title>")),
+        err(doc("<code code=\"1\" code=\"2\"/>")),
         CdaError::Xml(XmlError::Malformed(_))
     ));
     assert!(matches!(
@@ -222,34 +222,69 @@ fn every_truncation_is_detected() {
 
 #[test]
 fn a_huge_header_is_refused_without_reading_it_all() {
-    let author = "<author><time value=\"20250101\"/></author>";
+    // Elements the reader does not keep: only the size cap stops them.
+    let participant = "<participant typeCode=\"INF\"><time value=\"20250101\"/></participant>";
     let mut huge = format!("{OPEN}<id root=\"1\"/>");
-    huge.reserve(author.len() * 1_000_000 + 100);
+    huge.reserve(participant.len() * 1_000_000 + 100);
     for _ in 0..1_000_000 {
-        huge.push_str(author);
+        huge.push_str(participant);
     }
     huge.push_str(BODY);
-    assert_eq!(err(&huge), CdaError::HeaderTooLarge(MAX_HEADER_BYTES));
-    assert!(err(&huge).to_string().contains("8388608"));
+    let e = err(&huge);
+    assert_eq!(e, CdaError::HeaderTooLarge(MAX_HEADER_BYTES));
+    assert!(e.to_string().contains("8388608"));
+}
+
+#[test]
+fn a_million_authors_are_refused_at_the_thousandth_and_first() {
+    let author = "<author><time value=\"20250101\"/></author>";
+    let e = err(doc(&author.repeat(1_000_000)));
+    assert_eq!(e, CdaError::TooMany("author", 1000));
+    assert_eq!(
+        parse_header(doc(&author.repeat(1000)).as_bytes())
+            .unwrap()
+            .authors
+            .len(),
+        1000
+    );
+    let ids = "<templateId root=\"1.2\"/>".repeat(1001);
+    assert_eq!(err(doc(&ids)), CdaError::TooMany("templateId", 1000));
 }
 
 #[test]
 fn a_large_header_under_the_cap_is_read() {
-    let author = "<author><time value=\"20250101\"/></author>";
-    let h = parse_header(doc(&author.repeat(20_000)).as_bytes()).unwrap();
-    assert_eq!(h.authors.len(), 20_000);
+    let participant = "<participant typeCode=\"INF\"><time value=\"20250101\"/></participant>";
+    let big = doc(&format!(
+        "{}<title>kept</title>",
+        participant.repeat(100_000)
+    ));
+    assert!(big.len() > 6_000_000 && big.len() < MAX_HEADER_BYTES);
+    assert_eq!(
+        parse_header(big.as_bytes()).unwrap().title.as_deref(),
+        Some("kept")
+    );
 }
 
 #[test]
-fn deep_nesting_does_not_overflow_the_stack() {
+fn deep_nesting_is_skipped_or_truncated() {
+    // Elements the reader does not keep are skipped whole, however deep.
     let depth = 100_000;
     let nested = format!("{}{}", "<x>".repeat(depth), "</x>".repeat(depth));
-    // Either outcome is fine; returning at all is the point.
-    let _ = parse_header(doc(&nested).as_bytes());
-    let unclosed = format!("{OPEN}{}", "<x>".repeat(depth));
-    assert!(matches!(err(unclosed), CdaError::Xml(XmlError::Malformed(m)) if m.contains("deeper")));
-    let unclosed = format!("{OPEN}{}", "<x>".repeat(1000));
+    assert_eq!(
+        parse_header(doc(&nested).as_bytes()).unwrap().id.root,
+        "1.2.3"
+    );
+    let unclosed = format!("{OPEN}<id root=\"1\"/>{}", "<x>".repeat(depth));
     assert_eq!(err(unclosed), CdaError::Truncated);
+    let mismatched = format!(
+        "{}{}</y>{BODY}",
+        doc("").split("<component>").next().unwrap(),
+        "<x><x></x>"
+    );
+    assert!(matches!(
+        err(mismatched),
+        CdaError::Xml(XmlError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -263,13 +298,23 @@ fn namespace_declarations_are_bounded() {
     let decls: String = (0..100)
         .map(|i| format!(" xmlns:n{i}=\"urn:n{i}\""))
         .collect();
-    let children = "<templateId root=\"1.2\"/>".repeat(20_000);
+    let children = "<templateId root=\"1.2\"/>".repeat(1000);
     let d = format!(
         "<ClinicalDocument xmlns=\"urn:hl7-org:v3\"{decls}><id root=\"1\"/>{children}{BODY}"
     );
-    assert_eq!(
-        parse_header(d.as_bytes()).unwrap().template_ids.len(),
-        20_000
+    assert_eq!(parse_header(d.as_bytes()).unwrap().template_ids.len(), 1000);
+}
+
+#[test]
+fn a_prefix_redeclared_deeper_is_honoured() {
+    // `id` here is in another namespace: it is not the document id.
+    let d = format!(
+        "{OPEN}<x:wrap xmlns:x=\"urn:other\" xmlns=\"urn:other\"><id root=\"9.9\"/></x:wrap><id root=\"1.2.3\"/>{BODY}"
+    );
+    assert_eq!(parse_header(d.as_bytes()).unwrap().id.root, "1.2.3");
+    let undeclared = format!("{OPEN}<id root=\"1\"/><p:x/>{BODY}");
+    assert!(
+        matches!(err(undeclared), CdaError::Xml(XmlError::Malformed(m)) if m.contains("prefix"))
     );
 }
 
@@ -302,6 +347,7 @@ fn every_error_is_one_line_saying_what_to_do() {
         CdaError::UnknownBody("section".into()),
         CdaError::MissingId,
         CdaError::InvalidVersion("x".into()),
+        CdaError::TooMany("author", 1000),
     ];
     for e in errors {
         let text = e.to_string();

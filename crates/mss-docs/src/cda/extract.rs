@@ -1,0 +1,928 @@
+//! Building the header from the element stream: each start tag is matched
+//! against its path of HL7 ancestors.
+
+use mss_model::{IdentityTraits, InsKind, Matricule, PartialDate, Sex};
+use quick_xml::XmlVersion;
+use quick_xml::events::BytesStart;
+
+use super::{
+    Actor, BodyLevel, CdaError, CdaHeader, Coded, InsRef, InstanceId, Organization, Patient,
+};
+use crate::xml::XmlError;
+
+/// Most authors, template ids or patient ids kept: far beyond any real
+/// document, low enough to bound memory.
+pub(super) const MAX_REPEATED: usize = 1000;
+
+/// The HL7 element names the header reader cares about; `Other` for the rest
+/// and for elements of other namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tag {
+    ClinicalDocument,
+    Addr,
+    AdministrativeGenderCode,
+    AssignedAuthor,
+    AssignedCustodian,
+    AssignedEntity,
+    AssignedPerson,
+    Author,
+    BirthTime,
+    Birthplace,
+    Code,
+    Component,
+    ComponentOf,
+    ConfidentialityCode,
+    County,
+    Custodian,
+    DocumentationOf,
+    EffectiveTime,
+    EncompassingEncounter,
+    Family,
+    Given,
+    HealthCareFacility,
+    High,
+    Id,
+    LanguageCode,
+    LegalAuthenticator,
+    Location,
+    Low,
+    Name,
+    ParentDocument,
+    Patient,
+    PatientRole,
+    Performer,
+    Place,
+    RecordTarget,
+    RelatedDocument,
+    RepresentedCustodianOrganization,
+    RepresentedOrganization,
+    ServiceEvent,
+    SetId,
+    StandardIndustryClassCode,
+    Time,
+    TemplateId,
+    Title,
+    VersionNumber,
+    Other,
+}
+
+impl Tag {
+    pub(super) fn of(local: &str) -> Self {
+        match local {
+            "ClinicalDocument" => Self::ClinicalDocument,
+            "addr" => Self::Addr,
+            "administrativeGenderCode" => Self::AdministrativeGenderCode,
+            "assignedAuthor" => Self::AssignedAuthor,
+            "assignedCustodian" => Self::AssignedCustodian,
+            "assignedEntity" => Self::AssignedEntity,
+            "assignedPerson" => Self::AssignedPerson,
+            "author" => Self::Author,
+            "birthTime" => Self::BirthTime,
+            "birthplace" => Self::Birthplace,
+            "code" => Self::Code,
+            "component" => Self::Component,
+            "componentOf" => Self::ComponentOf,
+            "confidentialityCode" => Self::ConfidentialityCode,
+            "county" => Self::County,
+            "custodian" => Self::Custodian,
+            "documentationOf" => Self::DocumentationOf,
+            "effectiveTime" => Self::EffectiveTime,
+            "encompassingEncounter" => Self::EncompassingEncounter,
+            "family" => Self::Family,
+            "given" => Self::Given,
+            "healthCareFacility" => Self::HealthCareFacility,
+            "high" => Self::High,
+            "id" => Self::Id,
+            "languageCode" => Self::LanguageCode,
+            "legalAuthenticator" => Self::LegalAuthenticator,
+            "location" => Self::Location,
+            "low" => Self::Low,
+            "name" => Self::Name,
+            "parentDocument" => Self::ParentDocument,
+            "patient" => Self::Patient,
+            "patientRole" => Self::PatientRole,
+            "performer" => Self::Performer,
+            "place" => Self::Place,
+            "recordTarget" => Self::RecordTarget,
+            "relatedDocument" => Self::RelatedDocument,
+            "representedCustodianOrganization" => Self::RepresentedCustodianOrganization,
+            "representedOrganization" => Self::RepresentedOrganization,
+            "serviceEvent" => Self::ServiceEvent,
+            "setId" => Self::SetId,
+            "standardIndustryClassCode" => Self::StandardIndustryClassCode,
+            "time" => Self::Time,
+            "templateId" => Self::TemplateId,
+            "title" => Self::Title,
+            "versionNumber" => Self::VersionNumber,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// Whether anything below an element (at `path`, named `tag`) is read: the
+/// stream skips the other subtrees without looking at them (participants,
+/// addresses, telecoms, the structured parts of codes…).
+pub(super) fn descend(path: &[Tag], tag: Tag) -> bool {
+    use Tag::*;
+    matches!(
+        (path, tag),
+        ([], ClinicalDocument)
+            | (
+                [ClinicalDocument],
+                Title
+                    | RecordTarget
+                    | Author
+                    | LegalAuthenticator
+                    | Custodian
+                    | RelatedDocument
+                    | DocumentationOf
+                    | ComponentOf
+            )
+            | ([ClinicalDocument, RecordTarget], PatientRole)
+            | ([ClinicalDocument, RecordTarget, PatientRole], Patient)
+            | (
+                [ClinicalDocument, RecordTarget, PatientRole, Patient],
+                Name | Birthplace
+            )
+            | (
+                [ClinicalDocument, RecordTarget, PatientRole, Patient, Name],
+                Family | Given
+            )
+            | (
+                [
+                    ClinicalDocument,
+                    RecordTarget,
+                    PatientRole,
+                    Patient,
+                    Birthplace
+                ],
+                Place
+            )
+            | (
+                [
+                    ClinicalDocument,
+                    RecordTarget,
+                    PatientRole,
+                    Patient,
+                    Birthplace,
+                    Place
+                ],
+                Addr
+            )
+            | (
+                [
+                    ClinicalDocument,
+                    RecordTarget,
+                    PatientRole,
+                    Patient,
+                    Birthplace,
+                    Place,
+                    Addr
+                ],
+                County
+            )
+            | ([ClinicalDocument, Author], AssignedAuthor)
+            | ([ClinicalDocument, LegalAuthenticator], AssignedEntity)
+            | (
+                [
+                    ClinicalDocument,
+                    Author | LegalAuthenticator,
+                    AssignedAuthor | AssignedEntity
+                ],
+                AssignedPerson | RepresentedOrganization
+            )
+            | (
+                [
+                    ClinicalDocument,
+                    Author | LegalAuthenticator,
+                    _,
+                    AssignedPerson
+                ],
+                Name
+            )
+            | (
+                [
+                    ClinicalDocument,
+                    Author | LegalAuthenticator,
+                    _,
+                    AssignedPerson,
+                    Name
+                ],
+                Family | Given
+            )
+            | (
+                [
+                    ClinicalDocument,
+                    Author | LegalAuthenticator,
+                    _,
+                    RepresentedOrganization
+                ],
+                Name
+            )
+            | ([ClinicalDocument, Custodian], AssignedCustodian)
+            | (
+                [ClinicalDocument, Custodian, AssignedCustodian],
+                RepresentedCustodianOrganization
+            )
+            | (
+                [
+                    ClinicalDocument,
+                    Custodian,
+                    AssignedCustodian,
+                    RepresentedCustodianOrganization
+                ],
+                Name
+            )
+            | ([ClinicalDocument, RelatedDocument], ParentDocument)
+            | ([ClinicalDocument, DocumentationOf], ServiceEvent)
+            | (
+                [ClinicalDocument, DocumentationOf, ServiceEvent],
+                EffectiveTime | Performer
+            )
+            | (
+                [ClinicalDocument, DocumentationOf, ServiceEvent, Performer],
+                AssignedEntity
+            )
+            | (
+                [
+                    ClinicalDocument,
+                    DocumentationOf,
+                    ServiceEvent,
+                    Performer,
+                    AssignedEntity
+                ],
+                RepresentedOrganization
+            )
+            | ([ClinicalDocument, ComponentOf], EncompassingEncounter)
+            | (
+                [ClinicalDocument, ComponentOf, EncompassingEncounter],
+                Location
+            )
+            | (
+                [
+                    ClinicalDocument,
+                    ComponentOf,
+                    EncompassingEncounter,
+                    Location
+                ],
+                HealthCareFacility
+            )
+    )
+}
+
+/// Which actor a participation element feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Author,
+    Legal,
+}
+
+/// Where the text of the element being read goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Capture {
+    Title,
+    PatientName {
+        given: bool,
+        qualifier: Option<String>,
+    },
+    County,
+    PersonFamily(Who),
+    PersonGiven(Who),
+    /// The text directly inside a person's `name` (a name without parts).
+    PersonName(Who),
+    OrganizationName(Who),
+    CustodianName,
+}
+
+#[derive(Debug, Default)]
+struct ActorBuild {
+    actor: Actor,
+    names: u32,
+    given: Vec<String>,
+    plain_name: Option<String>,
+    organization: Organization,
+}
+
+impl ActorBuild {
+    fn finish(self) -> Actor {
+        let mut actor = self.actor;
+        if !self.given.is_empty() {
+            actor.given = Some(self.given.join(" "));
+        }
+        if actor.family.is_none() && actor.given.is_none() {
+            actor.family = self.plain_name;
+        }
+        actor.organization = organization(self.organization);
+        actor
+    }
+}
+
+fn organization(org: Organization) -> Option<Organization> {
+    (org.id.is_some() || org.name.is_some()).then_some(org)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Once {
+    #[default]
+    Before,
+    Inside,
+    Done,
+}
+
+/// What has been read so far.
+#[derive(Debug, Default)]
+pub(super) struct Builder {
+    id: Option<InstanceId>,
+    set_id: Option<InstanceId>,
+    version: Option<u32>,
+    code: Option<Coded>,
+    title: Option<String>,
+    effective_time: Option<String>,
+    confidentiality: Option<Coded>,
+    language: Option<String>,
+    template_ids: Vec<InstanceId>,
+    record_targets: u32,
+    patient_ids: Vec<InstanceId>,
+    /// (is a given name, qualifier set, text) of every patient name part.
+    name_parts: Vec<(bool, Option<String>, String)>,
+    gender: Option<String>,
+    birth_time: Option<String>,
+    county: Option<String>,
+    authors: Vec<ActorBuild>,
+    legal: Option<ActorBuild>,
+    legal_count: u32,
+    custodian: Organization,
+    in_rplc: bool,
+    replaces: Option<InstanceId>,
+    service_time: Once,
+    service_start: Option<String>,
+    service_stop: Option<String>,
+    facility_type: Option<Coded>,
+    practice_setting: Option<Coded>,
+    /// Text being gathered, with the depth of the element it belongs to
+    /// (innermost last: a person's `name` and its `family` can both gather).
+    captures: Vec<(Capture, usize, String)>,
+}
+
+fn malformed(message: impl Into<String>) -> CdaError {
+    CdaError::Xml(XmlError::Malformed(message.into()))
+}
+
+/// Whitespace trimmed and collapsed; `None` when nothing is left.
+pub(super) fn clean(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    for word in raw.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The values of the attributes `names` of `start`, in one pass.
+fn attrs<const N: usize>(
+    start: &BytesStart<'_>,
+    names: [&str; N],
+) -> Result<[Option<String>; N], CdaError> {
+    let mut out = [const { None }; N];
+    for a in start.attributes() {
+        let a = a.map_err(|e| malformed(e.to_string()))?;
+        if let Some(i) = names.iter().position(|n| *n == a.key.as_ref()) {
+            let value = a
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|e| malformed(e.to_string()))?;
+            out[i] = clean(&value);
+        }
+    }
+    Ok(out)
+}
+
+fn attr(start: &BytesStart<'_>, name: &str) -> Result<Option<String>, CdaError> {
+    let [value] = attrs(start, [name])?;
+    Ok(value)
+}
+
+fn instance_id(start: &BytesStart<'_>) -> Result<Option<InstanceId>, CdaError> {
+    let [root, extension] = attrs(start, ["root", "extension"])?;
+    Ok(root.map(|root| InstanceId { root, extension }))
+}
+
+fn coded(start: &BytesStart<'_>) -> Result<Option<Coded>, CdaError> {
+    let [code, system, display] = attrs(start, ["code", "codeSystem", "displayName"])?;
+    Ok(code.map(|code| Coded {
+        code,
+        system,
+        display,
+    }))
+}
+
+/// Sets `slot` from `read` unless it already holds a value.
+fn first<T>(
+    slot: &mut Option<T>,
+    read: impl FnOnce() -> Result<Option<T>, CdaError>,
+) -> Result<(), CdaError> {
+    if slot.is_none() {
+        *slot = read()?;
+    }
+    Ok(())
+}
+
+fn push_limited<T>(list: &mut Vec<T>, item: T, what: &'static str) -> Result<(), CdaError> {
+    if list.len() >= MAX_REPEATED {
+        return Err(CdaError::TooMany(what, MAX_REPEATED));
+    }
+    list.push(item);
+    Ok(())
+}
+
+impl Builder {
+    fn actor(&mut self, who: Who) -> Option<&mut ActorBuild> {
+        match who {
+            Who::Author => self.authors.last_mut(),
+            Who::Legal => self.legal.as_mut(),
+        }
+    }
+
+    fn capture(&mut self, what: Capture, depth: usize) {
+        self.captures.push((what, depth, String::new()));
+    }
+
+    /// An element starts; `path` holds its ancestors' tags.
+    pub(super) fn start(
+        &mut self,
+        path: &[Tag],
+        tag: Tag,
+        e: &BytesStart<'_>,
+    ) -> Result<(), CdaError> {
+        use Tag::*;
+        let depth = path.len();
+        match (path, tag) {
+            ([ClinicalDocument], Id) => first(&mut self.id, || instance_id(e))?,
+            ([ClinicalDocument], SetId) => first(&mut self.set_id, || instance_id(e))?,
+            ([ClinicalDocument], VersionNumber) => {
+                if self.version.is_none()
+                    && let Some(raw) = attr(e, "value")?
+                {
+                    match raw.parse::<u32>() {
+                        Ok(v) if v > 0 => self.version = Some(v),
+                        _ => return Err(CdaError::InvalidVersion(raw)),
+                    }
+                }
+            }
+            ([ClinicalDocument], Code) => first(&mut self.code, || coded(e))?,
+            ([ClinicalDocument], Title) if self.title.is_none() => {
+                self.capture(Capture::Title, depth);
+            }
+            ([ClinicalDocument], EffectiveTime) => {
+                first(&mut self.effective_time, || attr(e, "value"))?;
+            }
+            ([ClinicalDocument], ConfidentialityCode) => {
+                first(&mut self.confidentiality, || coded(e))?;
+            }
+            ([ClinicalDocument], LanguageCode) => first(&mut self.language, || attr(e, "code"))?,
+            ([ClinicalDocument], TemplateId) => {
+                if let Some(id) = instance_id(e)? {
+                    push_limited(&mut self.template_ids, id, "templateId")?;
+                }
+            }
+            ([ClinicalDocument], RecordTarget) => self.record_targets += 1,
+            ([ClinicalDocument, RecordTarget, PatientRole], Id) if self.record_targets == 1 => {
+                if let Some(id) = instance_id(e)? {
+                    push_limited(&mut self.patient_ids, id, "patient id")?;
+                }
+            }
+            ([ClinicalDocument, RecordTarget, PatientRole, Patient, ..], _)
+                if self.record_targets == 1 =>
+            {
+                self.patient(&path[4..], tag, e, depth)?;
+            }
+            ([ClinicalDocument], Author) => {
+                push_limited(&mut self.authors, ActorBuild::default(), "author")?;
+            }
+            ([ClinicalDocument, Author, rest @ ..], _) => {
+                self.participation(Who::Author, AssignedAuthor, rest, tag, e, depth)?;
+            }
+            ([ClinicalDocument], LegalAuthenticator) => {
+                self.legal_count += 1;
+                if self.legal_count == 1 {
+                    self.legal = Some(ActorBuild::default());
+                }
+            }
+            ([ClinicalDocument, LegalAuthenticator, rest @ ..], _) if self.legal_count == 1 => {
+                self.participation(Who::Legal, AssignedEntity, rest, tag, e, depth)?;
+            }
+            (
+                [
+                    ClinicalDocument,
+                    Custodian,
+                    AssignedCustodian,
+                    RepresentedCustodianOrganization,
+                ],
+                Id,
+            ) => first(&mut self.custodian.id, || instance_id(e))?,
+            (
+                [
+                    ClinicalDocument,
+                    Custodian,
+                    AssignedCustodian,
+                    RepresentedCustodianOrganization,
+                ],
+                Name,
+            ) if self.custodian.name.is_none() => self.capture(Capture::CustodianName, depth),
+            ([ClinicalDocument], RelatedDocument) => {
+                self.in_rplc = attr(e, "typeCode")?.as_deref() == Some("RPLC");
+            }
+            ([ClinicalDocument, RelatedDocument, ParentDocument], Id) if self.in_rplc => {
+                first(&mut self.replaces, || instance_id(e))?;
+            }
+            ([ClinicalDocument, DocumentationOf, ServiceEvent], EffectiveTime)
+                if self.service_time == Once::Before =>
+            {
+                self.service_time = Once::Inside;
+            }
+            (
+                [
+                    ClinicalDocument,
+                    DocumentationOf,
+                    ServiceEvent,
+                    EffectiveTime,
+                ],
+                Low,
+            ) if self.service_time == Once::Inside => {
+                first(&mut self.service_start, || attr(e, "value"))?;
+            }
+            (
+                [
+                    ClinicalDocument,
+                    DocumentationOf,
+                    ServiceEvent,
+                    EffectiveTime,
+                ],
+                High,
+            ) if self.service_time == Once::Inside => {
+                first(&mut self.service_stop, || attr(e, "value"))?;
+            }
+            (
+                [
+                    ClinicalDocument,
+                    DocumentationOf,
+                    ServiceEvent,
+                    Performer,
+                    AssignedEntity,
+                    RepresentedOrganization,
+                ],
+                StandardIndustryClassCode,
+            ) => first(&mut self.practice_setting, || coded(e))?,
+            (
+                [
+                    ClinicalDocument,
+                    ComponentOf,
+                    EncompassingEncounter,
+                    Location,
+                    HealthCareFacility,
+                ],
+                Code,
+            ) => first(&mut self.facility_type, || coded(e))?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Inside `recordTarget/patientRole/patient`; `rel` is the path below `patient`.
+    fn patient(
+        &mut self,
+        rel: &[Tag],
+        tag: Tag,
+        e: &BytesStart<'_>,
+        depth: usize,
+    ) -> Result<(), CdaError> {
+        use Tag::*;
+        match (rel, tag) {
+            ([Name], Family | Given) => {
+                let qualifier = attr(e, "qualifier")?;
+                self.capture(
+                    Capture::PatientName {
+                        given: tag == Given,
+                        qualifier,
+                    },
+                    depth,
+                );
+            }
+            ([], AdministrativeGenderCode) => first(&mut self.gender, || attr(e, "code"))?,
+            ([], BirthTime) => first(&mut self.birth_time, || attr(e, "value"))?,
+            ([Birthplace, Place, Addr], County) if self.county.is_none() => {
+                self.capture(Capture::County, depth);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Inside `author` or `legalAuthenticator`; `rel` is the path below it and
+    /// `entity` its `assignedAuthor` / `assignedEntity`.
+    fn participation(
+        &mut self,
+        who: Who,
+        entity: Tag,
+        rel: &[Tag],
+        tag: Tag,
+        e: &BytesStart<'_>,
+        depth: usize,
+    ) -> Result<(), CdaError> {
+        use Tag::*;
+        let mut capture = None;
+        let Some(actor) = self.actor(who) else {
+            return Ok(());
+        };
+        match (rel, tag) {
+            ([], Time) => first(&mut actor.actor.time, || attr(e, "value"))?,
+            ([t], Id) if *t == entity => first(&mut actor.actor.id, || instance_id(e))?,
+            ([t], Code) if *t == entity => first(&mut actor.actor.role, || coded(e))?,
+            ([t, AssignedPerson], Name) if *t == entity => {
+                actor.names += 1;
+                if actor.names == 1 {
+                    capture = Some(Capture::PersonName(who));
+                }
+            }
+            ([t, AssignedPerson, Name], Family)
+                if *t == entity && actor.names == 1 && actor.actor.family.is_none() =>
+            {
+                capture = Some(Capture::PersonFamily(who));
+            }
+            ([t, AssignedPerson, Name], Given) if *t == entity && actor.names == 1 => {
+                capture = Some(Capture::PersonGiven(who));
+            }
+            ([t, RepresentedOrganization], Id) if *t == entity => {
+                first(&mut actor.organization.id, || instance_id(e))?;
+            }
+            ([t, RepresentedOrganization], Name)
+                if *t == entity && actor.organization.name.is_none() =>
+            {
+                capture = Some(Capture::OrganizationName(who));
+            }
+            _ => {}
+        }
+        if let Some(capture) = capture {
+            self.capture(capture, depth);
+        }
+        Ok(())
+    }
+
+    /// Text directly inside the open element at `depth`.
+    pub(super) fn text(&mut self, text: &str, depth: usize) {
+        if let Some((_, at, gathered)) = self.captures.last_mut()
+            && *at == depth
+        {
+            gathered.push_str(text);
+        }
+    }
+
+    /// An element ends; `path` holds its ancestors' tags.
+    pub(super) fn end(&mut self, path: &[Tag], tag: Tag) {
+        let depth = path.len();
+        if self.captures.last().is_some_and(|(_, at, _)| *at == depth)
+            && let Some((what, _, gathered)) = self.captures.pop()
+        {
+            self.store(what, clean(&gathered));
+        }
+        if tag == Tag::EffectiveTime
+            && path
+                == [
+                    Tag::ClinicalDocument,
+                    Tag::DocumentationOf,
+                    Tag::ServiceEvent,
+                ]
+            && self.service_time == Once::Inside
+        {
+            self.service_time = Once::Done;
+        }
+    }
+
+    fn store(&mut self, what: Capture, text: Option<String>) {
+        match what {
+            Capture::Title => self.title = text,
+            Capture::County => self.county = text,
+            Capture::CustodianName => self.custodian.name = text,
+            Capture::PatientName { given, qualifier } => {
+                if let Some(text) = text
+                    && self.name_parts.len() < MAX_REPEATED
+                {
+                    self.name_parts.push((given, qualifier, text));
+                }
+            }
+            Capture::PersonFamily(who) => {
+                if let Some(a) = self.actor(who) {
+                    a.actor.family = text;
+                }
+            }
+            Capture::PersonGiven(who) => {
+                if let (Some(a), Some(text)) = (self.actor(who), text)
+                    && a.given.len() < MAX_REPEATED
+                {
+                    a.given.push(text);
+                }
+            }
+            Capture::PersonName(who) => {
+                if let Some(a) = self.actor(who) {
+                    a.plain_name = text;
+                }
+            }
+            Capture::OrganizationName(who) => {
+                if let Some(a) = self.actor(who) {
+                    a.organization.name = text;
+                }
+            }
+        }
+    }
+
+    pub(super) fn finish(self, level: BodyLevel) -> Result<CdaHeader, CdaError> {
+        let id = self.id.ok_or(CdaError::MissingId)?;
+        let patient = patient(self.patient_ids, &self.name_parts, |traits| {
+            traits.birth_date = self.birth_time.as_deref().and_then(birth_date);
+            traits.sex = self.gender.as_deref().and_then(sex);
+            traits.birthplace_code = self.county;
+        });
+        Ok(CdaHeader {
+            id,
+            set_id: self.set_id,
+            version: self.version,
+            code: self.code,
+            title: self.title,
+            effective_time: self.effective_time,
+            confidentiality: self.confidentiality,
+            language: self.language,
+            template_ids: self.template_ids,
+            level,
+            patient,
+            authors: self.authors.into_iter().map(ActorBuild::finish).collect(),
+            custodian: organization(self.custodian),
+            legal_authenticator: self.legal.map(ActorBuild::finish),
+            replaces: self.replaces,
+            service_start: self.service_start,
+            service_stop: self.service_stop,
+            facility_type: self.facility_type,
+            practice_setting: self.practice_setting,
+        })
+    }
+}
+
+fn has_qualifier(qualifier: Option<&str>, code: &str) -> bool {
+    qualifier.is_some_and(|q| q.split(' ').any(|c| c.eq_ignore_ascii_case(code)))
+}
+
+/// The patient, from its ids and name parts (see the module documentation
+/// of `cda` for the name rules).
+fn patient(
+    ids: Vec<InstanceId>,
+    parts: &[(bool, Option<String>, String)],
+    complete: impl FnOnce(&mut IdentityTraits),
+) -> Patient {
+    let ins = ids.iter().find_map(|id| {
+        let kind = InsKind::from_oid(&id.root)?;
+        let matricule = id.extension.clone()?;
+        Some(InsRef {
+            key_valid: Matricule::parse(&matricule).is_ok(),
+            matricule,
+            oid: id.root.clone(),
+            kind,
+        })
+    });
+    let qualified = |given: bool, code: &str| {
+        parts
+            .iter()
+            .find(|(g, q, _)| *g == given && has_qualifier(q.as_deref(), code))
+            .map(|(_, _, t)| t.clone())
+    };
+    let plain = |given: bool| {
+        parts
+            .iter()
+            .filter(move |(g, q, _)| *g == given && q.is_none())
+            .map(|(_, _, t)| t.as_str())
+    };
+    let given_names = clean(&plain(true).collect::<Vec<_>>().join(" "));
+    let birth_name = qualified(false, "BR").or_else(|| plain(false).next().map(str::to_owned));
+    let first_given_name = qualified(true, "BR").or_else(|| {
+        given_names
+            .as_deref()
+            .and_then(|g| g.split(' ').next())
+            .map(str::to_owned)
+    });
+    let mut traits = IdentityTraits {
+        birth_name,
+        first_given_name,
+        given_names,
+        ..IdentityTraits::default()
+    };
+    complete(&mut traits);
+    Patient {
+        ids,
+        ins,
+        traits,
+        used_name: qualified(false, "CL"),
+        used_given_name: qualified(true, "CL"),
+    }
+}
+
+/// HL7 `TS` (`YYYY[MM[DD[HH…]]]`) to a possibly partial date. `None` when the
+/// date part is not a real calendar date.
+// TODO: switch to `PartialDate::parse_hl7` once mss-model has it.
+fn birth_date(ts: &str) -> Option<PartialDate> {
+    let digits = ts.bytes().take_while(u8::is_ascii_digit).count();
+    let number = |range: std::ops::Range<usize>| ts.get(range)?.parse::<u16>().ok();
+    if digits < 4 {
+        return None;
+    }
+    let year = number(0..4)?;
+    let month = if digits >= 6 {
+        Some(number(4..6)?)
+    } else {
+        None
+    };
+    let day = if digits >= 8 {
+        Some(number(6..8)?)
+    } else {
+        None
+    };
+    if let Some(m) = month
+        && !(1..=12).contains(&m)
+    {
+        return None;
+    }
+    if let (Some(m), Some(d)) = (month, day) {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let last = match m {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        if !(1..=last).contains(&d) {
+            return None;
+        }
+    }
+    Some(PartialDate {
+        year,
+        month: month.and_then(|m| u8::try_from(m).ok()),
+        day: day.and_then(|d| u8::try_from(d).ok()),
+    })
+}
+
+/// `administrativeGenderCode@code` (JDV_J143: M, F, UN).
+// TODO: switch to `Sex::from_code` once mss-model has it.
+fn sex(code: &str) -> Option<Sex> {
+    match code {
+        "M" => Some(Sex::M),
+        "F" => Some(Sex::F),
+        "UN" | "U" => Some(Sex::U),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hl7_dates_may_be_partial_and_must_be_real() {
+        let d = |y, m, d| {
+            Some(PartialDate {
+                year: y,
+                month: m,
+                day: d,
+            })
+        };
+        assert_eq!(birth_date("19790328"), d(1979, Some(3), Some(28)));
+        assert_eq!(birth_date("197903281200+0100"), d(1979, Some(3), Some(28)));
+        assert_eq!(birth_date("197903"), d(1979, Some(3), None));
+        assert_eq!(birth_date("1979"), d(1979, None, None));
+        assert_eq!(birth_date("20000229"), d(2000, Some(2), Some(29)));
+        assert_eq!(birth_date("19000229"), None);
+        assert_eq!(birth_date("19791328"), None);
+        assert_eq!(birth_date("19790300"), None);
+        assert_eq!(birth_date("197"), None);
+        assert_eq!(birth_date(""), None);
+        assert_eq!(birth_date("é"), None);
+    }
+
+    #[test]
+    fn sex_codes() {
+        assert_eq!(sex("F"), Some(Sex::F));
+        assert_eq!(sex("M"), Some(Sex::M));
+        assert_eq!(sex("UN"), Some(Sex::U));
+        assert_eq!(sex("X"), None);
+    }
+
+    #[test]
+    fn text_is_trimmed_and_collapsed() {
+        assert_eq!(clean("  a \n\t b  "), Some("a b".into()));
+        assert_eq!(clean(" \n "), None);
+    }
+
+    #[test]
+    fn every_tag_name_round_trips() {
+        assert_eq!(Tag::of("patientRole"), Tag::PatientRole);
+        assert_eq!(Tag::of("PatientRole"), Tag::Other);
+        assert_eq!(Tag::of(""), Tag::Other);
+    }
+}

@@ -1,0 +1,377 @@
+//! The single streaming pass over the header.
+//!
+//! quick-xml tokenizes the document up to the start of the depth-1
+//! `component` of `ClinicalDocument` and no further. Namespaces are resolved
+//! here (a small scope stack: CDA headers declare a handful), so extraction
+//! sees HL7 local names whatever the prefix. DTDs are refused, entities are
+//! never expanded (only the five predefined ones and character references are
+//! decoded, in the values that are read). The first child of `component`
+//! gives the level; the tail of the document must hold the closing root tag.
+
+use quick_xml::Reader;
+use quick_xml::errors::{Error as QxError, IllFormedError, SyntaxError};
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesRef, BytesStart, Event};
+
+use super::extract::{Builder, Tag, descend};
+use super::{BodyLevel, CdaError, CdaHeader, HL7_NS, MAX_HEADER_BYTES};
+use crate::xml::XmlError;
+
+const XSL_NS: &str = "http://www.w3.org/1999/XSL/Transform";
+/// Deepest element nesting accepted in the header (real headers: about 12).
+const MAX_DEPTH: usize = 256;
+/// Most namespace declarations in scope at once.
+const MAX_BINDINGS: usize = 128;
+/// How far past the header cap the first child of `component` is looked for.
+const PEEK_WINDOW: usize = 64 * 1024;
+
+fn malformed(message: impl Into<String>) -> CdaError {
+    CdaError::Xml(XmlError::Malformed(message.into()))
+}
+
+/// One `xmlns[:prefix]="uri"` declaration in scope.
+struct Binding {
+    prefix: String,
+    uri: String,
+}
+
+struct Namespaces {
+    bindings: Vec<Binding>,
+}
+
+impl Namespaces {
+    /// Pushes the declarations of `start`; returns how many were pushed.
+    fn push(&mut self, start: &BytesStart<'_>) -> Result<u8, CdaError> {
+        if !start.attributes_raw().contains("xmlns") {
+            return Ok(0);
+        }
+        let mut pushed = 0u8;
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| malformed(e.to_string()))?;
+            let key = attr.key.as_ref();
+            let prefix = if key == "xmlns" {
+                ""
+            } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+                prefix
+            } else {
+                continue;
+            };
+            if self.bindings.len() >= MAX_BINDINGS || pushed == u8::MAX {
+                return Err(malformed(format!(
+                    "more than {MAX_BINDINGS} namespace declarations in scope"
+                )));
+            }
+            let uri = attr
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|e| malformed(e.to_string()))?;
+            self.bindings.push(Binding {
+                prefix: prefix.to_owned(),
+                uri: uri.into_owned(),
+            });
+            pushed += 1;
+        }
+        Ok(pushed)
+    }
+
+    fn pop(&mut self, count: u8) {
+        let keep = self.bindings.len().saturating_sub(usize::from(count));
+        self.bindings.truncate(keep);
+    }
+
+    /// The namespace of a qualified element name, `""` for none.
+    fn resolve<'s>(&'s self, qname: &str) -> Result<&'s str, CdaError> {
+        let prefix = qname.split_once(':').map_or("", |(p, _)| p);
+        match self.bindings.iter().rev().find(|b| b.prefix == prefix) {
+            Some(b) => Ok(&b.uri),
+            None if prefix.is_empty() => Ok(""),
+            None if prefix == "xml" => Ok("http://www.w3.org/XML/1998/namespace"),
+            None => Err(malformed(format!("undeclared namespace prefix {prefix:?}"))),
+        }
+    }
+}
+
+fn local(qname: &str) -> &str {
+    qname.split_once(':').map_or(qname, |(_, l)| l)
+}
+
+fn describe(ns: &str, local: &str) -> String {
+    if ns.is_empty() {
+        format!("{local} (no namespace)")
+    } else {
+        format!("{{{ns}}}{local}")
+    }
+}
+
+fn qx_error(bytes: &[u8], reader: &Reader<&[u8]>, e: QxError) -> CdaError {
+    if reader.buffer_position() > MAX_HEADER_BYTES as u64 {
+        // The reader only sees the first bytes: whatever broke, the header is too long.
+        return CdaError::HeaderTooLarge(MAX_HEADER_BYTES);
+    }
+    match e {
+        QxError::Encoding(_) => {
+            let at = std::str::from_utf8(bytes)
+                .err()
+                .map_or(0, |e| e.valid_up_to());
+            CdaError::Xml(XmlError::NotUtf8(at))
+        }
+        QxError::Syntax(
+            SyntaxError::UnclosedPI
+            | SyntaxError::UnclosedXmlDecl
+            | SyntaxError::UnclosedComment
+            | SyntaxError::UnclosedDoctype
+            | SyntaxError::UnclosedCData
+            | SyntaxError::UnclosedTag
+            | SyntaxError::UnclosedSingleQuotedAttributeValue
+            | SyntaxError::UnclosedDoubleQuotedAttributeValue,
+        )
+        | QxError::IllFormed(IllFormedError::MissingEndTag(_)) => CdaError::Truncated,
+        other => {
+            let near = match reader.error_position() {
+                0 => reader.buffer_position(),
+                at => at,
+            };
+            malformed(format!("{other} (near byte {near})"))
+        }
+    }
+}
+
+/// `&name;` as text: character references and the five predefined entities.
+pub(super) fn resolve_ref(r: &BytesRef<'_>) -> Result<String, CdaError> {
+    if let Some(c) = r.resolve_char_ref().map_err(|e| malformed(e.to_string()))? {
+        return Ok(c.to_string());
+    }
+    resolve_predefined_entity(r)
+        .map(str::to_owned)
+        .ok_or_else(|| malformed(format!("undeclared entity &{};", &**r)))
+}
+
+/// Reads the header of `bytes` (BOM already removed).
+pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
+    // The tokenizer never sees more than the header cap and a little more:
+    // skipped subtrees are bounded too.
+    let window = &bytes[..bytes.len().min(MAX_HEADER_BYTES + PEEK_WINDOW)];
+    let mut reader = Reader::from_reader(window);
+    let mut ns = Namespaces {
+        bindings: Vec::new(),
+    };
+    // Tags of the open elements, and how many bindings each pushed.
+    let mut path: Vec<Tag> = Vec::with_capacity(16);
+    let mut pushed: Vec<u8> = Vec::with_capacity(16);
+    let mut root_qname: Option<String> = None;
+    let mut builder = Builder::default();
+    loop {
+        let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        if before > MAX_HEADER_BYTES {
+            return Err(CdaError::HeaderTooLarge(MAX_HEADER_BYTES));
+        }
+        let event = reader
+            .read_event()
+            .map_err(|e| qx_error(bytes, &reader, e))?;
+        match event {
+            Event::Start(ref start) | Event::Empty(ref start) => {
+                let empty = matches!(event, Event::Empty(_));
+                let count = ns.push(start)?;
+                let qname = start.name();
+                let qname = qname.as_ref();
+                let uri = ns.resolve(qname)?;
+                let local = local(qname);
+                if path.is_empty() {
+                    if root_qname.is_some() {
+                        return Err(malformed("more than one root element"));
+                    }
+                    if uri == XSL_NS {
+                        return Err(CdaError::XslWrapper);
+                    }
+                    if uri != HL7_NS || local != "ClinicalDocument" {
+                        return Err(CdaError::NotCda(describe(uri, local)));
+                    }
+                    if empty {
+                        return Err(CdaError::MissingBody);
+                    }
+                    root_qname = Some(qname.to_owned());
+                }
+                let tag = if uri == HL7_NS {
+                    Tag::of(local)
+                } else {
+                    Tag::Other
+                };
+                if path.len() == 1 && tag == Tag::Component {
+                    if empty {
+                        return Err(CdaError::MissingBody);
+                    }
+                    let level = peek_body(bytes, window.len() < bytes.len(), &mut reader, &mut ns)?;
+                    let qname = root_qname.unwrap_or_default();
+                    if !closes_root(bytes, qname.as_bytes()) {
+                        return Err(CdaError::Truncated);
+                    }
+                    return builder.finish(level);
+                }
+                if path.len() >= MAX_DEPTH {
+                    return Err(malformed(format!(
+                        "elements nested deeper than {MAX_DEPTH} in the header"
+                    )));
+                }
+                builder.start(&path, tag, start)?;
+                if empty {
+                    builder.end(&path, tag);
+                    ns.pop(count);
+                } else if descend(&path, tag) {
+                    path.push(tag);
+                    pushed.push(count);
+                } else {
+                    reader
+                        .read_to_end(start.name())
+                        .map_err(|e| qx_error(bytes, &reader, e))?;
+                    builder.end(&path, tag);
+                    ns.pop(count);
+                }
+            }
+            Event::End(_) => {
+                let (Some(tag), Some(count)) = (path.pop(), pushed.pop()) else {
+                    return Err(malformed(format!("unexpected end tag near byte {before}")));
+                };
+                builder.end(&path, tag);
+                ns.pop(count);
+                if path.is_empty() {
+                    return Err(CdaError::MissingBody);
+                }
+            }
+            Event::Text(text) => {
+                if path.is_empty() {
+                    if !text.trim_ascii().is_empty() {
+                        return Err(malformed(format!(
+                            "text outside the root element near byte {before}"
+                        )));
+                    }
+                } else {
+                    builder.text(&text, path.len() - 1);
+                }
+            }
+            Event::CData(text) => {
+                if path.is_empty() {
+                    return Err(malformed("CDATA outside the root element"));
+                }
+                builder.text(&text, path.len() - 1);
+            }
+            Event::GeneralRef(r) => {
+                let resolved = resolve_ref(&r)?;
+                if path.is_empty() {
+                    return Err(malformed("reference outside the root element"));
+                }
+                builder.text(&resolved, path.len() - 1);
+            }
+            Event::DocType(_) => return Err(CdaError::Xml(XmlError::Dtd)),
+            Event::Eof => {
+                return Err(if window.len() < bytes.len() {
+                    CdaError::HeaderTooLarge(MAX_HEADER_BYTES)
+                } else if root_qname.is_some() {
+                    CdaError::Truncated
+                } else {
+                    malformed("no root element")
+                });
+            }
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+        }
+    }
+}
+
+/// Reads just past the start of the top-level `component` to its first child.
+fn peek_body(
+    bytes: &[u8],
+    window_cut: bool,
+    reader: &mut Reader<&[u8]>,
+    ns: &mut Namespaces,
+) -> Result<BodyLevel, CdaError> {
+    // Declarations on `component` itself are in scope for its child.
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| qx_error(bytes, reader, e))?;
+        match event {
+            Event::Start(child) | Event::Empty(child) => {
+                ns.push(&child)?;
+                let qname = child.name();
+                let uri = ns.resolve(qname.as_ref())?;
+                let local = local(qname.as_ref());
+                return match local {
+                    "nonXMLBody" if uri == HL7_NS => Ok(BodyLevel::Unstructured),
+                    "structuredBody" if uri == HL7_NS => Ok(BodyLevel::Structured),
+                    _ => Err(CdaError::UnknownBody(describe(uri, local))),
+                };
+            }
+            Event::Text(text) if text.trim_ascii().is_empty() => {}
+            Event::Comment(_) | Event::PI(_) => {}
+            Event::End(_) => return Err(CdaError::MissingBody),
+            Event::Eof if window_cut => {
+                return Err(CdaError::UnknownBody(format!(
+                    "nothing within {PEEK_WINDOW} bytes after <component>"
+                )));
+            }
+            Event::Eof => return Err(CdaError::Truncated),
+            Event::DocType(_) => return Err(CdaError::Xml(XmlError::Dtd)),
+            _ => return Err(CdaError::UnknownBody("text".into())),
+        }
+    }
+}
+
+fn is_xml_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn trim_end(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_xml_space(b))
+        .map_or(0, |i| i + 1);
+    &bytes[..end]
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// Whether the document ends with `</qname>`, allowing trailing comments,
+/// processing instructions and whitespace. Linear in the length of that tail.
+fn closes_root(bytes: &[u8], qname: &[u8]) -> bool {
+    let mut rest = trim_end(bytes);
+    loop {
+        if let Some(before) = rest.strip_suffix(b"-->") {
+            match rfind(before, b"<!--") {
+                Some(start) => rest = trim_end(&rest[..start]),
+                None => return false,
+            }
+        } else if let Some(before) = rest.strip_suffix(b"?>") {
+            match rfind(before, b"<?") {
+                Some(start) => rest = trim_end(&rest[..start]),
+                None => return false,
+            }
+        } else {
+            break;
+        }
+    }
+    let Some(rest) = rest.strip_suffix(b">") else {
+        return false;
+    };
+    trim_end(rest)
+        .strip_suffix(qname)
+        .is_some_and(|rest| rest.ends_with(b"</"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closing_tag_is_found_behind_comments_and_pis() {
+        assert!(closes_root(b"<a>x</a>", b"a"));
+        assert!(closes_root(b"<a>x</a >\n<!-- end -->\n<?pi x?>  ", b"a"));
+        assert!(closes_root(b"<c:a>x</c:a>", b"c:a"));
+        assert!(!closes_root(b"<a>x</b>", b"a"));
+        assert!(!closes_root(b"<a>x</aa>", b"a"));
+        assert!(!closes_root(b"<a>x</x:a>", b"a"));
+        assert!(!closes_root(b"<a>xxxxx", b"a"));
+        assert!(!closes_root(b"-->", b"a"));
+        assert!(!closes_root(b"?>", b"a"));
+        assert!(!closes_root(b"", b"a"));
+    }
+}
