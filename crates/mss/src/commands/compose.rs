@@ -6,12 +6,15 @@ use mss_docs::message::{Mailbox, OutgoingMessage, PdfAttachment, XdmPackage, com
 use std::hash::{BuildHasher, RandomState};
 
 pub fn run(args: ComposeArgs) -> Result<()> {
+    // One instant for the Date header and the XDM submission time, so that
+    // --date makes the whole message reproducible.
+    let date = args.date.unwrap_or_else(clock::unix_seconds);
     let documents = read_cdas(&args.cda)?;
     let xdm = if documents.is_empty() {
         None
     } else {
         Some(XdmPackage {
-            zip: pack(&documents, args.action, args.source_id.as_deref())?,
+            zip: pack(&documents, args.action, args.source_id.as_deref(), date)?,
             documents: documents.into_iter().map(|d| d.header).collect(),
         })
     };
@@ -39,7 +42,7 @@ pub fn run(args: ComposeArgs) -> Result<()> {
         cc: args.cc.iter().map(|a| mailbox(a)).collect(),
         from,
         message_id,
-        date: args.date.unwrap_or_else(clock::unix_seconds),
+        date,
         in_reply_to: args.in_reply_to,
         references: args.references,
         subject: args.subject,

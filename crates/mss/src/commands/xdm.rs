@@ -20,7 +20,12 @@ pub fn run(command: XdmCommand) -> Result<()> {
 
 fn pack_command(args: PackArgs) -> Result<()> {
     let documents = read_cdas(&args.cda)?;
-    let zip = pack(&documents, args.action, args.source_id.as_deref())?;
+    let zip = pack(
+        &documents,
+        args.action,
+        args.source_id.as_deref(),
+        clock::unix_seconds(),
+    )?;
     input::write(&args.out, &zip)
 }
 
@@ -42,7 +47,7 @@ pub fn read_cdas(paths: &[PathBuf]) -> Result<Vec<CdaFile>> {
         .collect()
 }
 
-/// Packs `documents` into an IHE XDM zip submitted now.
+/// Packs `documents` into an IHE XDM zip submitted at `unix` seconds.
 ///
 /// The SubmissionSet `sourceId` is `source_id` when given, else the root of
 /// the first document's id: the producing system's OID in CI-SIS documents.
@@ -55,7 +60,7 @@ pub fn pack(
         bail!("no CDA document given");
     };
     let source_id = source_id.unwrap_or(&first.header.id.root);
-    let time = SubmissionTime::parse(&clock::utc_timestamp())?;
+    let time = SubmissionTime::parse(&clock::xds_timestamp(unix)?)?;
     let mut request = PackRequest::new(time, source_id);
     request.action = action.map(|a| match a {
         PackAction::Replace => Action::Replace,
