@@ -55,6 +55,7 @@ pub fn pack(
     documents: &[CdaFile],
     action: Option<PackAction>,
     source_id: Option<&str>,
+    unix: i64,
 ) -> Result<Vec<u8>> {
     let Some(first) = documents.first() else {
         bail!("no CDA document given");
