@@ -23,7 +23,7 @@ pub enum Command {
     #[command(subcommand)]
     Xdm(XdmCommand),
     /// Write the exact RFC 5322 message that sending will submit.
-    Compose(ComposeArgs),
+    Compose(Box<ComposeArgs>),
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,7 +12,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Cda(command) => cda::run(command),
         Command::Xdm(command) => xdm::run(command),
-        Command::Compose(args) => compose::run(args),
+        Command::Compose(args) => compose::run(*args),
     }
 }
 
