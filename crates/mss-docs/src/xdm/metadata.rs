@@ -118,11 +118,15 @@ fn coded(classification: Node) -> Option<Coded> {
     })
 }
 
-/// Classifications and external identifiers by the id of the object they
-/// describe: nested ones by their parent, others by their reference.
+/// The first Classification and ExternalIdentifier of each scheme, by the id
+/// of the object they describe (nested ones by their parent, others by their
+/// reference). Keyed by (owner, scheme) so that every lookup is O(1): a
+/// METADATA.XML with many objects sharing one id cannot make reading quadratic.
 struct Index<'a, 'input> {
-    classifications: HashMap<&'a str, Vec<Node<'a, 'input>>>,
-    identifiers: HashMap<&'a str, Vec<Node<'a, 'input>>>,
+    classifications: HashMap<(&'a str, &'a str), Node<'a, 'input>>,
+    identifiers: HashMap<(&'a str, &'a str), Node<'a, 'input>>,
+    /// Owners of a Classification with `classificationNode` = SubmissionSet.
+    submission_sets: HashSet<&'a str>,
 }
 
 impl<'a, 'input> Index<'a, 'input> {
@@ -130,20 +134,33 @@ impl<'a, 'input> Index<'a, 'input> {
         let mut index = Index {
             classifications: HashMap::new(),
             identifiers: HashMap::new(),
+            submission_sets: HashSet::new(),
         };
         for node in doc.descendants() {
-            let (map, reference) = if is(&node, "Classification") {
-                (&mut index.classifications, "classifiedObject")
+            let (map, reference, scheme) = if is(&node, "Classification") {
+                (
+                    &mut index.classifications,
+                    "classifiedObject",
+                    "classificationScheme",
+                )
             } else if is(&node, "ExternalIdentifier") {
-                (&mut index.identifiers, "registryObject")
+                (
+                    &mut index.identifiers,
+                    "registryObject",
+                    "identificationScheme",
+                )
             } else {
                 continue;
             };
             let owner = node
                 .attribute(reference)
                 .or_else(|| node.parent_element().and_then(|p| p.attribute("id")));
-            if let Some(owner) = owner {
-                map.entry(owner).or_default().push(node);
+            let Some(owner) = owner else { continue };
+            if node.attribute("classificationNode") == Some(SUBMISSION_SET_NODE) {
+                index.submission_sets.insert(owner);
+            }
+            if let Some(scheme) = node.attribute(scheme) {
+                map.entry((owner, scheme)).or_insert(node);
             }
         }
         index
@@ -151,28 +168,21 @@ impl<'a, 'input> Index<'a, 'input> {
 
     fn identifier(&self, owner: Option<&str>, scheme: &str) -> Option<String> {
         self.identifiers
-            .get(owner?)?
-            .iter()
-            .find(|n| n.attribute("identificationScheme") == Some(scheme))
+            .get(&(owner?, scheme))
             .and_then(|n| n.attribute("value"))
             .map(|v| v.trim().to_string())
     }
 
     fn code(&self, owner: Option<&str>, scheme: &str) -> Option<Coded> {
         self.classifications
-            .get(owner?)?
-            .iter()
-            .find(|n| n.attribute("classificationScheme") == Some(scheme))
+            .get(&(owner?, scheme))
             .and_then(|n| coded(*n))
     }
 
     fn is_submission_set(&self, package: Node) -> bool {
-        package.attribute("id").is_some_and(|id| {
-            self.classifications.get(id).is_some_and(|list| {
-                list.iter()
-                    .any(|c| c.attribute("classificationNode") == Some(SUBMISSION_SET_NODE))
-            })
-        })
+        package
+            .attribute("id")
+            .is_some_and(|id| self.submission_sets.contains(id))
     }
 }
 
