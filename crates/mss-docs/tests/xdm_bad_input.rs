@@ -360,3 +360,32 @@ fn too_many_document_entries() {
             .all(|d| d.content().len() == big.len())
     );
 }
+
+#[test]
+fn many_entries_sharing_one_cda_all_get_its_header() {
+    // 1000 DocumentEntries on one CDA: the header is read once per file,
+    // not once per entry, and every entry reports it.
+    let cda = cda_xml(&CdaSpec::default());
+    let objects: String = (0..1000)
+        .map(|i| format!(r#"<rim:ExtrinsicObject id="d{i}" mimeType="text/xml"><rim:Slot name="URI"><rim:ValueList><rim:Value>DOC0001.XML</rim:Value></rim:ValueList></rim:Slot></rim:ExtrinsicObject>"#))
+        .collect();
+    let metadata = format!(
+        r#"<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><rim:RegistryObjectList><rim:RegistryPackage id="ss"/>{objects}</rim:RegistryObjectList></lcm:SubmitObjectsRequest>"#
+    );
+    let zip = zip_of(
+        &[
+            (META, metadata.as_bytes()),
+            ("IHE_XDM/SUBSET01/DOC0001.XML", cda.as_bytes()),
+        ],
+        false,
+    );
+    let package = read(&zip).unwrap();
+    assert_eq!(package.documents.len(), 1000);
+    let expected = parse_header(cda.as_bytes()).unwrap();
+    assert!(
+        package
+            .documents
+            .iter()
+            .all(|d| d.cda.as_ref() == Some(&expected) && d.cda_error.is_none())
+    );
+}

@@ -9,6 +9,7 @@ use zip::result::ZipError;
 use super::limits::Limits;
 use super::metadata::{self, RawEntry};
 use super::{Document, XdmError, XdmPackage, sha1_of};
+use crate::cda::CdaHeader;
 use crate::xml::{self, XmlError};
 
 /// One file of the archive, decompressed.
@@ -20,11 +21,20 @@ struct Entry {
     bytes: Arc<[u8]>,
     /// SHA-1, computed once however many entries point here.
     sha1: OnceLock<String>,
+    /// CDA header (or why it did not parse), read once however many
+    /// entries point here: up to `max_entries` DocumentEntries may share one
+    /// file, and each header read may cost up to `cda::MAX_HEADER_BYTES`.
+    cda: OnceLock<Result<CdaHeader, String>>,
 }
 
 impl Entry {
     fn sha1_hex(&self) -> &str {
         self.sha1.get_or_init(|| hex::encode(sha1_of(&self.bytes)))
+    }
+
+    fn cda(&self) -> &Result<CdaHeader, String> {
+        self.cda
+            .get_or_init(|| crate::cda::parse_header(&self.bytes).map_err(|e| e.to_string()))
     }
 }
 
@@ -198,6 +208,7 @@ fn unzip(bytes: &[u8], limits: &Limits) -> Result<Vec<Entry>, XdmError> {
             key,
             bytes: bytes.into(),
             sha1: OnceLock::new(),
+            cda: OnceLock::new(),
         });
     }
     Ok(entries)
@@ -328,13 +339,12 @@ fn document(raw: RawEntry, metadata_key: &str, entries: &[Entry]) -> Document {
             .is_some_and(|h| h.trim().eq_ignore_ascii_case(entry.sha1_hex()))
     });
     let size_ok = file.is_some() && declared_size == Some(content.len() as u64);
-    let (cda, cda_error) = if file.is_some() && looks_like_cda(raw.mime_type.as_deref(), &content) {
-        match crate::cda::parse_header(&content) {
-            Ok(header) => (Some(header), None),
-            Err(e) => (None, Some(e.to_string())),
-        }
-    } else {
-        (None, None)
+    let (cda, cda_error) = match file {
+        Some(entry) if looks_like_cda(raw.mime_type.as_deref(), &content) => match entry.cda() {
+            Ok(header) => (Some(header.clone()), None),
+            Err(e) => (None, Some(e.clone())),
+        },
+        _ => (None, None),
     };
     Document {
         path,
