@@ -13,9 +13,6 @@ pub const X_MSS_NIL: &str = "X-MSS-NIL";
 /// `X-MSS-MES`: `FIN` ends the exchange with a patient (Mon espace santé).
 pub const X_MSS_MES: &str = "X-MSS-MES";
 
-/// Domain of the Mon espace santé patient mailboxes.
-pub use mss_model::address::PATIENT_DOMAIN;
-
 /// Why the headers could not be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
@@ -35,6 +32,10 @@ pub enum HeaderError {
         "document code {code:?} contains a comma and cannot be listed in X-MSS-CODECDA: check the CDA code"
     )]
     CommaInCode { code: String },
+    #[error(
+        "header {name} would carry a non-ASCII character, which a raw header cannot: use the plain ASCII code or reference"
+    )]
+    NotAscii { name: String },
 }
 
 /// Refuse a header value carrying CR, LF or any other control character
@@ -49,12 +50,23 @@ pub fn check_header_value(name: &str, value: &str) -> Result<(), HeaderError> {
     Ok(())
 }
 
-/// Whether an address belongs to a Mon espace santé patient mailbox.
+/// Refuse what [`check_header_value`] refuses, and any non-ASCII character:
+/// for the values written as raw (unencoded) header text, `X-MSS-CODECDA`
+/// and `X-MSS-NIL`, where 8-bit bytes would break RFC 5322.
+fn check_raw_value(name: &str, value: &str) -> Result<(), HeaderError> {
+    check_header_value(name, value)?;
+    if !value.is_ascii() {
+        return Err(HeaderError::NotAscii {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether an address (surrounding spaces ignored) is a valid address of the
+/// Mon espace santé patient domain, by [`mss_model::MssAddress`]'s rules.
 pub fn is_patient_address(address: &str) -> bool {
-    address
-        .trim()
-        .rsplit_once('@')
-        .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(PATIENT_DOMAIN))
+    mss_model::MssAddress::parse(address.trim()).is_ok_and(|a| a.is_patient())
 }
 
 /// `X-MSS-CODECDA`: the `code` of every CDA, in document order, joined by
@@ -66,7 +78,7 @@ pub fn code_cda(documents: &[CdaHeader]) -> Result<Option<String>, HeaderError> 
         if code.is_empty() {
             continue;
         }
-        check_header_value(X_MSS_CODECDA, code)?;
+        check_raw_value(X_MSS_CODECDA, code)?;
         if code.contains(',') {
             return Err(HeaderError::CommaInCode {
                 code: code.to_owned(),
@@ -131,7 +143,7 @@ pub fn nil(reference: Option<&str>) -> Result<String, HeaderError> {
     if reference.is_empty() {
         return Err(HeaderError::MissingNil);
     }
-    check_header_value(X_MSS_NIL, reference)?;
+    check_raw_value(X_MSS_NIL, reference)?;
     Ok(reference.to_owned())
 }
 
@@ -322,6 +334,28 @@ mod tests {
             Err(HeaderError::Injection { .. })
         ));
         assert_eq!(nil(Some(" DEV935997 ")).unwrap(), "DEV935997");
+        assert_eq!(
+            nil(Some("DÉV1")),
+            Err(HeaderError::NotAscii {
+                name: X_MSS_NIL.into()
+            })
+        );
+    }
+
+    #[test]
+    fn non_ascii_code_is_refused() {
+        let docs = [doc("1150é-2", InsKind::Nir, true, true)];
+        assert!(matches!(code_cda(&docs), Err(HeaderError::NotAscii { .. })));
+    }
+
+    #[test]
+    fn patient_addresses_follow_mss_model() {
+        assert!(is_patient_address(" 279035121518989@Patient.MSSante.fr "));
+        assert!(!is_patient_address("dr@hopital.mssante.fr"));
+        // Not a single valid address: never a patient recipient.
+        assert!(!is_patient_address("a@b@patient.mssante.fr"));
+        assert!(!is_patient_address("<279035121518989@patient.mssante.fr>"));
+        assert!(!is_patient_address("x@patient.mssante.fr\r\nBcc: y@z.fr"));
     }
 
     #[test]
