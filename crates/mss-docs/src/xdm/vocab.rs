@@ -39,14 +39,6 @@ const IHE_FORMAT_SCHEME: &str = "1.3.6.1.4.1.19376.1.2.3";
 /// TRE_A03-ClasseDocument.
 const CLASS_SCHEME: &str = "1.2.250.1.213.1.1.4.1";
 
-/// INS OIDs whose identifiers are written with identifier type `NH`.
-pub(crate) const INS_ROOTS: [&str; 4] = [
-    "1.2.250.1.213.1.4.8",
-    "1.2.250.1.213.1.4.9",
-    "1.2.250.1.213.1.4.10",
-    "1.2.250.1.213.1.4.11",
-];
-
 /// formatCode of a CDA level 1 document (PDF in `nonXMLBody`).
 pub(crate) fn format_code_pdf() -> Coded {
     Coded {

@@ -313,8 +313,9 @@ fn document_unique_id(id: &InstanceId) -> String {
     }
 }
 
+/// Identifiers under an INS OID are written with identifier type `NH`.
 fn is_ins_root(root: &str) -> bool {
-    INS_ROOTS.contains(&root)
+    mss_model::InsKind::from_oid(root).is_some()
 }
 
 fn cx(id: &str, authority: &str, kind: &str) -> String {
