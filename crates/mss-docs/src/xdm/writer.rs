@@ -34,6 +34,7 @@ use zip::{CompressionMethod, DateTime, System, ZipWriter};
 use super::vocab::*;
 use super::{Action, XdmError, sha1_of};
 use crate::cda::{Actor, BodyLevel, CdaHeader, Coded, InstanceId, Organization};
+use crate::subject::one_line;
 
 /// One CDA to pack, with its parsed header.
 #[derive(Debug, Clone, Copy)]
@@ -87,9 +88,11 @@ impl SubmissionTime {
             second: num(12..14) as u8,
         };
         let valid = (1980..=2107).contains(&time.year)
-            && (1..=12).contains(&time.month)
-            && time.day >= 1
-            && time.day <= days_in_month(i64::from(time.year), time.month)
+            && is_date(
+                i64::from(time.year),
+                i64::from(time.month),
+                i64::from(time.day),
+            )
             && time.hour < 24
             && time.minute < 60
             && time.second < 60;
@@ -361,14 +364,7 @@ fn source_patient_info(header: &CdaHeader, patient_id: &str) -> Vec<String> {
         ));
     }
     if let Some(date) = traits.birth_date {
-        let mut text = format!("{:04}", date.year);
-        if let Some(month) = date.month {
-            text.push_str(&format!("{month:02}"));
-            if let Some(day) = date.day {
-                text.push_str(&format!("{day:02}"));
-            }
-        }
-        info.push(format!("PID-7|{text}"));
+        info.push(format!("PID-7|{}", date.to_hl7()));
     }
     if let Some(sex) = traits.sex {
         let code = match sex {
@@ -446,13 +442,14 @@ fn ce(code: &Coded) -> String {
 
 // ---------------------------------------------------------------- time
 
-fn days_in_month(year: i64, month: u8) -> u8 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        _ => 0,
+/// A real calendar date (mss-model's rule, leap years included).
+fn is_date(year: i64, month: i64, day: i64) -> bool {
+    let narrow = |v: i64| u8::try_from(v).ok();
+    match (u16::try_from(year), narrow(month), narrow(day)) {
+        (Ok(year), Some(month), Some(day)) => {
+            mss_model::PartialDate::new(year, Some(month), Some(day)).is_ok()
+        }
+        _ => false,
     }
 }
 
@@ -527,12 +524,7 @@ pub(crate) fn xds_time(ts: &str) -> Option<String> {
     let field = |r: std::ops::Range<usize>| digits.get(r).and_then(|s| s.parse::<i64>().ok());
     let (y, mo, d, h) = (field(0..4)?, field(4..6)?, field(6..8)?, field(8..10)?);
     let mi = field(10..12).unwrap_or(0);
-    if !(1..=12).contains(&mo)
-        || d < 1
-        || d > i64::from(days_in_month(y, mo as u8))
-        || h > 23
-        || mi > 59
-    {
+    if !is_date(y, mo, d) || h > 23 || mi > 59 {
         return Some(digits.to_string());
     }
     let total = (days_from_civil(y, mo, d) * 24 + h) * 60 + mi - offset;
@@ -573,10 +565,6 @@ fn html_escape(text: &str) -> String {
         }
     }
     out
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn doc_label(entry: &Entry) -> String {
