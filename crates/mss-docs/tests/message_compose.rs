@@ -256,6 +256,17 @@ fn one_patient_per_message() {
     compose(&message).unwrap();
     message.xdm.as_mut().unwrap().documents[1].patient.ids[0].extension = Some("IPP-43".into());
     assert_eq!(compose(&message), Err(ComposeError::SeveralPatients));
+
+    // The rule is the XDM writer's (same patientId): an INS on one document
+    // and only a local id on the other do not prove one patient.
+    let mut message = base();
+    let second = &mut message.xdm.as_mut().unwrap().documents[1].patient;
+    second.ins = None;
+    second.ids = vec![InstanceId {
+        root: "1.2.250.1.999.2".into(),
+        extension: Some("IPP-42".into()),
+    }];
+    assert_eq!(compose(&message), Err(ComposeError::SeveralPatients));
 }
 
 #[test]

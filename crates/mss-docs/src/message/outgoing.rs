@@ -13,6 +13,7 @@ use super::{AddressProblem, Mailbox, check_address, check_message_id, multipart}
 use crate::cda::CdaHeader;
 use crate::headers::{self, HeaderError, XMssHeaders, XMssInput, check_header_value};
 use crate::subject::{SubjectError, SubjectParts, build_subject};
+use crate::xdm::patient_cx;
 
 /// The attachment name of the XDM archive.
 pub const XDM_FILE_NAME: &str = "IHE_XDM.ZIP";
@@ -134,19 +135,12 @@ fn check_id(id: &str) -> Result<String, ComposeError> {
     check_message_id(id).ok_or_else(|| ComposeError::MessageId(id.to_owned()))
 }
 
-/// Whether two CDA headers concern the same patient: same INS matricule
-/// when both carry one, else at least one patient identifier in common.
+/// Whether two CDA headers concern the same patient, by the rule the XDM
+/// writer applies (same patientId CX), so that a message and its package
+/// never disagree about "one patient per message". No patient id on either
+/// side means not provably the same.
 fn same_patient(a: &CdaHeader, b: &CdaHeader) -> bool {
-    match (&a.patient.ins, &b.patient.ins) {
-        (Some(x), Some(y)) => x.matricule.trim().eq_ignore_ascii_case(y.matricule.trim()),
-        _ => a.patient.ids.iter().any(|id| {
-            id.extension.is_some()
-                && b.patient
-                    .ids
-                    .iter()
-                    .any(|other| other.root == id.root && other.extension == id.extension)
-        }),
-    }
+    matches!((patient_cx(a), patient_cx(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// The subject built from the first document: label from the CDA code's

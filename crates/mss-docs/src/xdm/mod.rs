@@ -38,6 +38,7 @@ use crate::cda::{CdaHeader, Coded};
 
 pub use limits::Limits;
 pub use reader::read;
+pub(crate) use writer::patient_cx;
 pub use writer::{PackAuthor, PackRequest, Readme, SubmissionTime, XdmInput, write};
 
 /// What a package asks the receiver to do with its documents (MSSanté

@@ -330,8 +330,10 @@ fn cx(id: &str, authority: &str, kind: &str) -> String {
     )
 }
 
-/// patientId: the INS, else the first patient id (see module docs).
-fn patient_cx(header: &CdaHeader) -> Option<String> {
+/// patientId: the INS, else the first patient id (see module docs). Also the
+/// one "same patient" rule of mss-docs: two documents concern the same
+/// patient when this gives the same CX for both.
+pub(crate) fn patient_cx(header: &CdaHeader) -> Option<String> {
     if let Some(ins) = &header.patient.ins {
         return Some(cx(&ins.matricule, &ins.oid, "NH"));
     }
