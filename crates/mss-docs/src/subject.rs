@@ -8,8 +8,8 @@
 //! The libellé may contain spaces, and so, in real life, may names. The subject
 //! carries no delimiter, so parsing follows one documented rule:
 //!
-//! 1. an optional failure prefix `[KO …][<code>]` is removed (any bracketed
-//!    text followed by a bracketed number);
+//! 1. an optional failure prefix `[KO …][<code>]` is removed (bracketed
+//!    text starting with `KO`, any case, followed by a bracketed number);
 //! 2. the `XDM/1.0/DDM+` prefix is removed (case-insensitive);
 //! 3. the remaining text is split on whitespace; when the **last** token is a
 //!    valid date `JJ/MM/AAAA`, it is the birth date;
@@ -120,12 +120,14 @@ pub fn build_failure_subject(code: ErrorCode, original_subject: &str) -> String 
     format!("[{FAILURE_MARKER}][{}] {original}", code.code())
 }
 
+/// `JJ/MM/AAAA` of a complete, real date. The fields of [`PartialDate`] are
+/// public, so the date is checked again by mss-model's rule.
 fn format_date(date: PartialDate) -> Option<String> {
-    let (month, day) = (date.month?, date.day?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || date.year > 9999 {
-        return None;
-    }
-    Some(format!("{day:02}/{month:02}/{:04}", date.year))
+    let date = PartialDate::new(date.year, date.month, date.day).ok()?;
+    Some(format!(
+        "{:02}/{:02}/{:04}",
+        date.day?, date.month?, date.year
+    ))
 }
 
 /// Read `JJ/MM/AAAA` strictly: two digits, two digits, four digits, a real
@@ -142,25 +144,11 @@ pub fn parse_date(token: &str) -> Option<PartialDate> {
         }
         part.parse().ok()
     };
-    let day = digits(0..2)?;
-    let month = digits(3..5)?;
+    // Two digits each: the narrowing cannot fail.
+    let day = u8::try_from(digits(0..2)?).ok()?;
+    let month = u8::try_from(digits(3..5)?).ok()?;
     let year = digits(6..10)?;
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day == 0 || day > days_in_month {
-        return None;
-    }
-    Some(PartialDate {
-        year,
-        month: Some(month as u8),
-        day: Some(day as u8),
-    })
+    PartialDate::new(year, Some(month), Some(day)).ok()
 }
 
 /// A subject as read from a received message: the parts that could be found.
@@ -200,10 +188,19 @@ impl ParsedSubject {
     }
 }
 
-/// Split `[anything][digits] rest` into the code and the rest.
+/// Split `[KO…][digits] rest` into the code and the rest. The marker must
+/// start with `KO` (any case, accents in the rest may vary between senders),
+/// so that an ordinary `[URGENT][2] …` subject is not read as a failure.
 fn split_failure_prefix(subject: &str) -> Option<(u16, &str)> {
     let rest = subject.trim_start().strip_prefix('[')?;
-    let (_marker, rest) = rest.split_once(']')?;
+    let (marker, rest) = rest.split_once(']')?;
+    if !marker
+        .trim_start()
+        .get(..2)
+        .is_some_and(|ko| ko.eq_ignore_ascii_case("KO"))
+    {
+        return None;
+    }
     let rest = rest.trim_start().strip_prefix('[')?;
     let (code, rest) = rest.split_once(']')?;
     let code = code.trim();
@@ -416,6 +413,38 @@ mod tests {
             "[KO Intégration système !][906] XDM/1.0/DDM+CR d'examens radiologie PAT-TROIS DOMINIQUE 07/08/2010"
         );
         assert_eq!(parse_subject(&s).failure_code, Some(903));
+    }
+
+    #[test]
+    fn only_a_ko_marker_is_a_failure_prefix() {
+        let p = parse_subject("[URGENT][2] XDM/1.0/DDM+CR X DUPONT JEAN");
+        assert_eq!(p.failure_code, None);
+        assert!(!p.is_xdm);
+        let p = parse_subject("[ko integration systeme][905] XDM/1.0/DDM+CR X DUPONT JEAN");
+        assert_eq!(p.failure_code, Some(905));
+        assert!(p.is_xdm);
+        assert_eq!(
+            display_subject("[URGENT][2] XDM/1.0/DDM+CR X"),
+            "[URGENT][2] XDM/1.0/DDM+CR X"
+        );
+    }
+
+    #[test]
+    fn impossible_dates_are_not_written() {
+        let mut p = parts();
+        p.birth_date = Some(PartialDate {
+            year: 2023,
+            month: Some(2),
+            day: Some(29),
+        });
+        assert_eq!(
+            build_subject(&p).unwrap(),
+            "XDM/1.0/DDM+CR d'examens radiologie PAT-TROIS DOMINIQUE"
+        );
+        assert!(parse_date("00/01/2000").is_none());
+        assert!(parse_date("01/13/2000").is_none());
+        assert!(parse_date("01/01/0000").is_none());
+        assert!(parse_date("0é/01/2000").is_none());
     }
 
     #[test]
