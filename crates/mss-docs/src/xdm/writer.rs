@@ -379,23 +379,26 @@ fn source_patient_info(header: &CdaHeader, patient_id: &str) -> Vec<String> {
     info
 }
 
+/// Root of the national identifiers of health professionals (RPPS/ADELI based).
+const OID_IDNPS: &str = "1.2.250.1.71.4.2.1";
+/// Root of the national identifiers of health organisations (FINESS/SIRET based).
+const OID_IDNST: &str = "1.2.250.1.71.4.2.2";
+
 /// XCN of a person: `id^FAMILY^Given^^^^^^&oid&ISO^D^^^IDNPS`.
 fn xcn(actor: &Actor) -> Option<String> {
     if actor.id.is_none() && actor.family.is_none() && actor.given.is_none() {
         return None;
     }
+    // IDNPS says "this number is assigned by the national PS authority":
+    // only true of an extension under that root, not of a bare root.
     let (id, authority, kind) = match &actor.id {
-        Some(id) => {
-            let kind = if id.root == "1.2.250.1.71.4.2.1" {
-                "IDNPS"
-            } else {
-                ""
-            };
-            match id.extension.as_deref() {
-                Some(ext) => (ext, format!("&{}&ISO", hl7_escape(&id.root)), kind),
-                None => (id.root.as_str(), String::new(), kind),
+        Some(id) => match id.extension.as_deref() {
+            Some(ext) => {
+                let kind = if id.root == OID_IDNPS { "IDNPS" } else { "" };
+                (ext, format!("&{}&ISO", hl7_escape(&id.root)), kind)
             }
-        }
+            None => (id.root.as_str(), String::new(), ""),
+        },
         None => ("", String::new(), ""),
     };
     Some(format!(
@@ -413,14 +416,13 @@ fn xon(org: &Organization) -> Option<String> {
     let name = hl7_escape(org.name.as_deref().unwrap_or(""));
     match &org.id {
         Some(id) => {
-            let kind = if id.root == "1.2.250.1.71.4.2.2" {
-                "IDNST"
-            } else {
-                ""
-            };
-            let (value, authority) = match id.extension.as_deref() {
-                Some(ext) => (ext, format!("&{}&ISO", hl7_escape(&id.root))),
-                None => (id.root.as_str(), String::new()),
+            // As for IDNPS in `xcn`: the type only qualifies an extension.
+            let (value, authority, kind) = match id.extension.as_deref() {
+                Some(ext) => {
+                    let kind = if id.root == OID_IDNST { "IDNST" } else { "" };
+                    (ext, format!("&{}&ISO", hl7_escape(&id.root)), kind)
+                }
+                None => (id.root.as_str(), String::new(), ""),
             };
             Some(format!(
                 "{name}^^^^^{authority}^{kind}^^^{}",
@@ -978,6 +980,29 @@ mod tests {
         assert_eq!(
             xon(&org).unwrap(),
             "Labo A\\T\\B^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^1234"
+        );
+        // A bare root is no national number: no IDNPS/IDNST type.
+        let bare = Actor {
+            id: Some(InstanceId {
+                root: "1.2.250.1.71.4.2.1".into(),
+                extension: None,
+            }),
+            ..actor
+        };
+        assert_eq!(
+            xcn(&bare).unwrap(),
+            "1.2.250.1.71.4.2.1^NOM^Prénom^^^^^^^D^^^"
+        );
+        let bare_org = Organization {
+            id: Some(InstanceId {
+                root: "1.2.250.1.71.4.2.2".into(),
+                extension: None,
+            }),
+            ..org
+        };
+        assert_eq!(
+            xon(&bare_org).unwrap(),
+            "Labo A\\T\\B^^^^^^^^^1.2.250.1.71.4.2.2"
         );
     }
 }
