@@ -37,13 +37,15 @@ fn tsh_example_gives_its_code_and_a_test_ins() {
     assert_eq!(ins.kind, InsKind::Test);
     // A test OID never yields O in production…
     assert_eq!(ins_flag(&docs, false), Some(InsFlag::No));
-    // …and yields O with test identities enabled exactly when the six traits are there.
-    let expected = if docs[0].patient.traits.is_complete_for_ins() {
-        InsFlag::Yes
-    } else {
-        InsFlag::No
-    };
-    assert_eq!(ins_flag(&docs, true), Some(expected));
+    // …and, the example carrying its key and all six traits, yields O with
+    // test identities enabled.
+    assert!(ins.key_valid);
+    assert!(
+        docs[0].patient.traits.is_complete_for_ins(),
+        "{:?}",
+        docs[0].patient.traits.missing_traits()
+    );
+    assert_eq!(ins_flag(&docs, true), Some(InsFlag::Yes));
 }
 
 #[test]
