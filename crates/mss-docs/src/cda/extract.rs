@@ -739,8 +739,11 @@ impl Builder {
     pub(super) fn finish(self, level: BodyLevel) -> Result<CdaHeader, CdaError> {
         let id = self.id.ok_or(CdaError::MissingId)?;
         let patient = patient(self.patient_ids, &self.name_parts, |traits| {
-            traits.birth_date = self.birth_time.as_deref().and_then(birth_date);
-            traits.sex = self.gender.as_deref().and_then(sex);
+            traits.birth_date = self
+                .birth_time
+                .as_deref()
+                .and_then(|ts| PartialDate::parse_hl7(ts).ok());
+            traits.sex = self.gender.as_deref().and_then(|c| Sex::from_code(c).ok());
             traits.birthplace_code = self.county;
         });
         Ok(CdaHeader {
@@ -824,94 +827,9 @@ fn patient(
     }
 }
 
-/// HL7 `TS` (`YYYY[MM[DD[HH…]]]`) to a possibly partial date. `None` when the
-/// date part is not a real calendar date.
-// TODO: switch to `PartialDate::parse_hl7` once mss-model has it.
-fn birth_date(ts: &str) -> Option<PartialDate> {
-    let digits = ts.bytes().take_while(u8::is_ascii_digit).count();
-    let number = |range: std::ops::Range<usize>| ts.get(range)?.parse::<u16>().ok();
-    if digits < 4 {
-        return None;
-    }
-    let year = number(0..4)?;
-    let month = if digits >= 6 {
-        Some(number(4..6)?)
-    } else {
-        None
-    };
-    let day = if digits >= 8 {
-        Some(number(6..8)?)
-    } else {
-        None
-    };
-    if let Some(m) = month
-        && !(1..=12).contains(&m)
-    {
-        return None;
-    }
-    if let (Some(m), Some(d)) = (month, day) {
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-        let last = match m {
-            2 if leap => 29,
-            2 => 28,
-            4 | 6 | 9 | 11 => 30,
-            _ => 31,
-        };
-        if !(1..=last).contains(&d) {
-            return None;
-        }
-    }
-    Some(PartialDate {
-        year,
-        month: month.and_then(|m| u8::try_from(m).ok()),
-        day: day.and_then(|d| u8::try_from(d).ok()),
-    })
-}
-
-/// `administrativeGenderCode@code` (JDV_J143: M, F, UN).
-// TODO: switch to `Sex::from_code` once mss-model has it.
-fn sex(code: &str) -> Option<Sex> {
-    match code {
-        "M" => Some(Sex::M),
-        "F" => Some(Sex::F),
-        "UN" | "U" => Some(Sex::U),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hl7_dates_may_be_partial_and_must_be_real() {
-        let d = |y, m, d| {
-            Some(PartialDate {
-                year: y,
-                month: m,
-                day: d,
-            })
-        };
-        assert_eq!(birth_date("19790328"), d(1979, Some(3), Some(28)));
-        assert_eq!(birth_date("197903281200+0100"), d(1979, Some(3), Some(28)));
-        assert_eq!(birth_date("197903"), d(1979, Some(3), None));
-        assert_eq!(birth_date("1979"), d(1979, None, None));
-        assert_eq!(birth_date("20000229"), d(2000, Some(2), Some(29)));
-        assert_eq!(birth_date("19000229"), None);
-        assert_eq!(birth_date("19791328"), None);
-        assert_eq!(birth_date("19790300"), None);
-        assert_eq!(birth_date("197"), None);
-        assert_eq!(birth_date(""), None);
-        assert_eq!(birth_date("é"), None);
-    }
-
-    #[test]
-    fn sex_codes() {
-        assert_eq!(sex("F"), Some(Sex::F));
-        assert_eq!(sex("M"), Some(Sex::M));
-        assert_eq!(sex("UN"), Some(Sex::U));
-        assert_eq!(sex("X"), None);
-    }
 
     #[test]
     fn text_is_trimmed_and_collapsed() {
