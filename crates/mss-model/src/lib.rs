@@ -3,6 +3,8 @@
 //! Pure: no I/O, no clock, no randomness. Everything here is a value with its
 //! validation rules, so a wrong INS or a forged address is stopped at the edge.
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 pub mod doctype;
 pub mod identity;

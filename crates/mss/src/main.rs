@@ -3,6 +3,8 @@
 //! Every command prints JSON (or writes a file) on success, and one line on
 //! stderr with a non-zero exit on failure — never a panic or a backtrace.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod clock;
 mod commands;
