@@ -67,53 +67,53 @@ pub(super) enum Tag {
 }
 
 impl Tag {
-    pub(super) fn of(local: &str) -> Self {
+    pub(super) fn of(local: &[u8]) -> Self {
         match local {
-            "ClinicalDocument" => Self::ClinicalDocument,
-            "addr" => Self::Addr,
-            "administrativeGenderCode" => Self::AdministrativeGenderCode,
-            "assignedAuthor" => Self::AssignedAuthor,
-            "assignedCustodian" => Self::AssignedCustodian,
-            "assignedEntity" => Self::AssignedEntity,
-            "assignedPerson" => Self::AssignedPerson,
-            "author" => Self::Author,
-            "birthTime" => Self::BirthTime,
-            "birthplace" => Self::Birthplace,
-            "code" => Self::Code,
-            "component" => Self::Component,
-            "componentOf" => Self::ComponentOf,
-            "confidentialityCode" => Self::ConfidentialityCode,
-            "county" => Self::County,
-            "custodian" => Self::Custodian,
-            "documentationOf" => Self::DocumentationOf,
-            "effectiveTime" => Self::EffectiveTime,
-            "encompassingEncounter" => Self::EncompassingEncounter,
-            "family" => Self::Family,
-            "given" => Self::Given,
-            "healthCareFacility" => Self::HealthCareFacility,
-            "high" => Self::High,
-            "id" => Self::Id,
-            "languageCode" => Self::LanguageCode,
-            "legalAuthenticator" => Self::LegalAuthenticator,
-            "location" => Self::Location,
-            "low" => Self::Low,
-            "name" => Self::Name,
-            "parentDocument" => Self::ParentDocument,
-            "patient" => Self::Patient,
-            "patientRole" => Self::PatientRole,
-            "performer" => Self::Performer,
-            "place" => Self::Place,
-            "recordTarget" => Self::RecordTarget,
-            "relatedDocument" => Self::RelatedDocument,
-            "representedCustodianOrganization" => Self::RepresentedCustodianOrganization,
-            "representedOrganization" => Self::RepresentedOrganization,
-            "serviceEvent" => Self::ServiceEvent,
-            "setId" => Self::SetId,
-            "standardIndustryClassCode" => Self::StandardIndustryClassCode,
-            "time" => Self::Time,
-            "templateId" => Self::TemplateId,
-            "title" => Self::Title,
-            "versionNumber" => Self::VersionNumber,
+            b"ClinicalDocument" => Self::ClinicalDocument,
+            b"addr" => Self::Addr,
+            b"administrativeGenderCode" => Self::AdministrativeGenderCode,
+            b"assignedAuthor" => Self::AssignedAuthor,
+            b"assignedCustodian" => Self::AssignedCustodian,
+            b"assignedEntity" => Self::AssignedEntity,
+            b"assignedPerson" => Self::AssignedPerson,
+            b"author" => Self::Author,
+            b"birthTime" => Self::BirthTime,
+            b"birthplace" => Self::Birthplace,
+            b"code" => Self::Code,
+            b"component" => Self::Component,
+            b"componentOf" => Self::ComponentOf,
+            b"confidentialityCode" => Self::ConfidentialityCode,
+            b"county" => Self::County,
+            b"custodian" => Self::Custodian,
+            b"documentationOf" => Self::DocumentationOf,
+            b"effectiveTime" => Self::EffectiveTime,
+            b"encompassingEncounter" => Self::EncompassingEncounter,
+            b"family" => Self::Family,
+            b"given" => Self::Given,
+            b"healthCareFacility" => Self::HealthCareFacility,
+            b"high" => Self::High,
+            b"id" => Self::Id,
+            b"languageCode" => Self::LanguageCode,
+            b"legalAuthenticator" => Self::LegalAuthenticator,
+            b"location" => Self::Location,
+            b"low" => Self::Low,
+            b"name" => Self::Name,
+            b"parentDocument" => Self::ParentDocument,
+            b"patient" => Self::Patient,
+            b"patientRole" => Self::PatientRole,
+            b"performer" => Self::Performer,
+            b"place" => Self::Place,
+            b"recordTarget" => Self::RecordTarget,
+            b"relatedDocument" => Self::RelatedDocument,
+            b"representedCustodianOrganization" => Self::RepresentedCustodianOrganization,
+            b"representedOrganization" => Self::RepresentedOrganization,
+            b"serviceEvent" => Self::ServiceEvent,
+            b"setId" => Self::SetId,
+            b"standardIndustryClassCode" => Self::StandardIndustryClassCode,
+            b"time" => Self::Time,
+            b"templateId" => Self::TemplateId,
+            b"title" => Self::Title,
+            b"versionNumber" => Self::VersionNumber,
             _ => Self::Other,
         }
     }
@@ -388,7 +388,7 @@ fn attrs<const N: usize>(
     let mut out = [const { None }; N];
     for a in start.attributes() {
         let a = a.map_err(|e| malformed(e.to_string()))?;
-        if let Some(i) = names.iter().position(|n| *n == a.key.as_ref()) {
+        if let Some(i) = names.iter().position(|n| n.as_bytes() == a.key.as_ref()) {
             let value = a
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map_err(|e| malformed(e.to_string()))?;
@@ -670,12 +670,13 @@ impl Builder {
     }
 
     /// Text directly inside the open element at `depth`.
-    pub(super) fn text(&mut self, text: &str, depth: usize) {
+    pub(super) fn text(&mut self, text: &[u8], depth: usize) -> Result<(), CdaError> {
         if let Some((_, at, gathered)) = self.captures.last_mut()
             && *at == depth
         {
-            gathered.push_str(text);
+            gathered.push_str(std::str::from_utf8(text).map_err(|_| super::stream::not_utf8())?);
         }
+        Ok(())
     }
 
     /// An element ends; `path` holds its ancestors' tags.
@@ -839,8 +840,8 @@ mod tests {
 
     #[test]
     fn every_tag_name_round_trips() {
-        assert_eq!(Tag::of("patientRole"), Tag::PatientRole);
-        assert_eq!(Tag::of("PatientRole"), Tag::Other);
-        assert_eq!(Tag::of(""), Tag::Other);
+        assert_eq!(Tag::of(b"patientRole"), Tag::PatientRole);
+        assert_eq!(Tag::of(b"PatientRole"), Tag::Other);
+        assert_eq!(Tag::of(b""), Tag::Other);
     }
 }

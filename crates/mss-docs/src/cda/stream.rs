@@ -31,7 +31,7 @@ fn malformed(message: impl Into<String>) -> CdaError {
 
 /// One `xmlns[:prefix]="uri"` declaration in scope.
 struct Binding {
-    prefix: String,
+    prefix: Vec<u8>,
     uri: String,
 }
 
@@ -42,16 +42,16 @@ struct Namespaces {
 impl Namespaces {
     /// Pushes the declarations of `start`; returns how many were pushed.
     fn push(&mut self, start: &BytesStart<'_>) -> Result<u8, CdaError> {
-        if !start.attributes_raw().contains("xmlns") {
+        if !start.attributes_raw().windows(5).any(|w| w == b"xmlns") {
             return Ok(0);
         }
         let mut pushed = 0u8;
         for attr in start.attributes() {
             let attr = attr.map_err(|e| malformed(e.to_string()))?;
             let key = attr.key.as_ref();
-            let prefix = if key == "xmlns" {
-                ""
-            } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+            let prefix: &[u8] = if key == b"xmlns" {
+                b""
+            } else if let Some(prefix) = key.strip_prefix(b"xmlns:") {
                 prefix
             } else {
                 continue;
@@ -79,22 +79,32 @@ impl Namespaces {
     }
 
     /// The namespace of a qualified element name, `""` for none.
-    fn resolve<'s>(&'s self, qname: &str) -> Result<&'s str, CdaError> {
-        let prefix = qname.split_once(':').map_or("", |(p, _)| p);
+    fn resolve<'s>(&'s self, qname: &[u8]) -> Result<&'s str, CdaError> {
+        let prefix = qname
+            .iter()
+            .position(|&b| b == b':')
+            .map_or(&b""[..], |i| &qname[..i]);
         match self.bindings.iter().rev().find(|b| b.prefix == prefix) {
             Some(b) => Ok(&b.uri),
             None if prefix.is_empty() => Ok(""),
-            None if prefix == "xml" => Ok("http://www.w3.org/XML/1998/namespace"),
-            None => Err(malformed(format!("undeclared namespace prefix {prefix:?}"))),
+            None if prefix == b"xml" => Ok("http://www.w3.org/XML/1998/namespace"),
+            None => Err(malformed(format!(
+                "undeclared namespace prefix {:?}",
+                String::from_utf8_lossy(prefix)
+            ))),
         }
     }
 }
 
-fn local(qname: &str) -> &str {
-    qname.split_once(':').map_or(qname, |(_, l)| l)
+fn local(qname: &[u8]) -> &[u8] {
+    qname
+        .iter()
+        .position(|&b| b == b':')
+        .map_or(qname, |i| &qname[i + 1..])
 }
 
-fn describe(ns: &str, local: &str) -> String {
+fn describe(ns: &str, local: &[u8]) -> String {
+    let local = String::from_utf8_lossy(local);
     if ns.is_empty() {
         format!("{local} (no namespace)")
     } else {
@@ -102,18 +112,13 @@ fn describe(ns: &str, local: &str) -> String {
     }
 }
 
-fn qx_error(bytes: &[u8], reader: &Reader<&[u8]>, e: QxError) -> CdaError {
+fn qx_error(reader: &Reader<&[u8]>, e: QxError) -> CdaError {
     if reader.buffer_position() > MAX_HEADER_BYTES as u64 {
         // The reader only sees the first bytes: whatever broke, the header is too long.
         return CdaError::HeaderTooLarge(MAX_HEADER_BYTES);
     }
     match e {
-        QxError::Encoding(_) => {
-            let at = std::str::from_utf8(bytes)
-                .err()
-                .map_or(0, |e| e.valid_up_to());
-            CdaError::Xml(XmlError::NotUtf8(at))
-        }
+        QxError::Encoding(_) => not_utf8(),
         QxError::Syntax(
             SyntaxError::UnclosedPI
             | SyntaxError::UnclosedXmlDecl
@@ -140,33 +145,65 @@ pub(super) fn resolve_ref(r: &BytesRef<'_>) -> Result<String, CdaError> {
     if let Some(c) = r.resolve_char_ref().map_err(|e| malformed(e.to_string()))? {
         return Ok(c.to_string());
     }
-    resolve_predefined_entity(r)
+    let name = r.decode().map_err(|_| not_utf8())?;
+    resolve_predefined_entity(&name)
         .map(str::to_owned)
-        .ok_or_else(|| malformed(format!("undeclared entity &{};", &**r)))
+        .ok_or_else(|| malformed(format!("undeclared entity &{name};")))
+}
+
+/// A placeholder for text that is not UTF-8: [`read`] replaces it with the
+/// position of the first bad byte.
+pub(super) fn not_utf8() -> CdaError {
+    CdaError::Xml(XmlError::NotUtf8(0))
 }
 
 /// Reads the header of `bytes` (BOM already removed).
+///
+/// The tokenizer works on bytes; UTF-8 is checked once, over everything it
+/// went through (header, skipped subtrees and the start of the body), when
+/// the pass ends, whether it succeeded or not: an encoding error comes
+/// before any other error found later in the document.
 pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
     // The tokenizer never sees more than the header cap and a little more:
     // skipped subtrees are bounded too.
     let window = &bytes[..bytes.len().min(MAX_HEADER_BYTES + PEEK_WINDOW)];
     let mut reader = Reader::from_reader(window);
+    let result = read_header(bytes, window, &mut reader);
+    let seen =
+        usize::try_from(reader.buffer_position()).map_or(window.len(), |p| p.min(window.len()));
+    if let Err(e) = std::str::from_utf8(&window[..seen]) {
+        return Err(CdaError::Xml(XmlError::NotUtf8(e.valid_up_to())));
+    }
+    match result {
+        Err(CdaError::Xml(XmlError::NotUtf8(_))) => {
+            let at = std::str::from_utf8(bytes)
+                .err()
+                .map_or(0, |e| e.valid_up_to());
+            Err(CdaError::Xml(XmlError::NotUtf8(at)))
+        }
+        other => other,
+    }
+}
+
+fn read_header(
+    bytes: &[u8],
+    window: &[u8],
+    reader: &mut Reader<&[u8]>,
+) -> Result<CdaHeader, CdaError> {
     let mut ns = Namespaces {
         bindings: Vec::new(),
     };
     // Tags of the open elements, and how many bindings each pushed.
     let mut path: Vec<Tag> = Vec::with_capacity(16);
     let mut pushed: Vec<u8> = Vec::with_capacity(16);
-    let mut root_qname: Option<String> = None;
+    let mut root_qname: Option<Vec<u8>> = None;
     let mut builder = Builder::default();
     loop {
         let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         if before > MAX_HEADER_BYTES {
             return Err(CdaError::HeaderTooLarge(MAX_HEADER_BYTES));
         }
-        let event = reader
-            .read_event()
-            .map_err(|e| qx_error(bytes, &reader, e))?;
+        let event = reader.read_event().map_err(|e| qx_error(reader, e))?;
         match event {
             Event::Start(ref start) | Event::Empty(ref start) => {
                 let empty = matches!(event, Event::Empty(_));
@@ -182,7 +219,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
                     if uri == XSL_NS {
                         return Err(CdaError::XslWrapper);
                     }
-                    if uri != HL7_NS || local != "ClinicalDocument" {
+                    if uri != HL7_NS || local != b"ClinicalDocument" {
                         return Err(CdaError::NotCda(describe(uri, local)));
                     }
                     if empty {
@@ -199,9 +236,9 @@ pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
                     if empty {
                         return Err(CdaError::MissingBody);
                     }
-                    let level = peek_body(bytes, window.len() < bytes.len(), &mut reader, &mut ns)?;
+                    let level = peek_body(window.len() < bytes.len(), reader, &mut ns)?;
                     let qname = root_qname.unwrap_or_default();
-                    if !closes_root(bytes, qname.as_bytes()) {
+                    if !closes_root(bytes, &qname) {
                         return Err(CdaError::Truncated);
                     }
                     return builder.finish(level);
@@ -221,7 +258,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
                 } else {
                     reader
                         .read_to_end(start.name())
-                        .map_err(|e| qx_error(bytes, &reader, e))?;
+                        .map_err(|e| qx_error(reader, e))?;
                     builder.end(&path, tag);
                     ns.pop(count);
                 }
@@ -244,21 +281,21 @@ pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
                         )));
                     }
                 } else {
-                    builder.text(&text, path.len() - 1);
+                    builder.text(&text, path.len() - 1)?;
                 }
             }
             Event::CData(text) => {
                 if path.is_empty() {
                     return Err(malformed("CDATA outside the root element"));
                 }
-                builder.text(&text, path.len() - 1);
+                builder.text(&text, path.len() - 1)?;
             }
             Event::GeneralRef(r) => {
                 let resolved = resolve_ref(&r)?;
                 if path.is_empty() {
                     return Err(malformed("reference outside the root element"));
                 }
-                builder.text(&resolved, path.len() - 1);
+                builder.text(resolved.as_bytes(), path.len() - 1)?;
             }
             Event::DocType(_) => return Err(CdaError::Xml(XmlError::Dtd)),
             Event::Eof => {
@@ -277,16 +314,13 @@ pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
 
 /// Reads just past the start of the top-level `component` to its first child.
 fn peek_body(
-    bytes: &[u8],
     window_cut: bool,
     reader: &mut Reader<&[u8]>,
     ns: &mut Namespaces,
 ) -> Result<BodyLevel, CdaError> {
     // Declarations on `component` itself are in scope for its child.
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| qx_error(bytes, reader, e))?;
+        let event = reader.read_event().map_err(|e| qx_error(reader, e))?;
         match event {
             Event::Start(child) | Event::Empty(child) => {
                 ns.push(&child)?;
@@ -294,8 +328,8 @@ fn peek_body(
                 let uri = ns.resolve(qname.as_ref())?;
                 let local = local(qname.as_ref());
                 return match local {
-                    "nonXMLBody" if uri == HL7_NS => Ok(BodyLevel::Unstructured),
-                    "structuredBody" if uri == HL7_NS => Ok(BodyLevel::Structured),
+                    b"nonXMLBody" if uri == HL7_NS => Ok(BodyLevel::Unstructured),
+                    b"structuredBody" if uri == HL7_NS => Ok(BodyLevel::Structured),
                     _ => Err(CdaError::UnknownBody(describe(uri, local))),
                 };
             }
