@@ -380,6 +380,19 @@ pub(super) fn clean(raw: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+/// Whether an attribute value reads as written: printable ASCII without
+/// references, single spaces between words only. Normalizing and cleaning
+/// it would give it back unchanged.
+fn already_clean(raw: &[u8]) -> bool {
+    let printable = raw.iter().fold(true, |acc, &b| {
+        acc & (b' '..=b'~').contains(&b) & (b != b'&')
+    });
+    printable
+        && raw.first().is_some_and(|&b| b != b' ')
+        && raw.last().is_some_and(|&b| b != b' ')
+        && !raw.windows(2).any(|w| w == b"  ")
+}
+
 /// The values of the attributes `names` of `start`, in one pass.
 fn attrs<const N: usize>(
     start: &BytesStart<'_>,
@@ -389,10 +402,14 @@ fn attrs<const N: usize>(
     for a in start.attributes() {
         let a = a.map_err(|e| malformed(e.to_string()))?;
         if let Some(i) = names.iter().position(|n| n.as_bytes() == a.key.as_ref()) {
-            let value = a
-                .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|e| malformed(e.to_string()))?;
-            out[i] = clean(&value);
+            out[i] = if already_clean(&a.value) {
+                std::str::from_utf8(&a.value).ok().map(str::to_owned)
+            } else {
+                let value = a
+                    .normalized_value(XmlVersion::Implicit1_0)
+                    .map_err(|e| malformed(e.to_string()))?;
+                clean(&value)
+            };
         }
     }
     Ok(out)
@@ -685,7 +702,12 @@ impl Builder {
         if self.captures.last().is_some_and(|(_, at, _)| *at == depth)
             && let Some((what, _, gathered)) = self.captures.pop()
         {
-            self.store(what, clean(&gathered));
+            let text = if already_clean(gathered.as_bytes()) {
+                Some(gathered)
+            } else {
+                clean(&gathered)
+            };
+            self.store(what, text);
         }
         if tag == Tag::EffectiveTime
             && path
@@ -836,6 +858,17 @@ mod tests {
     fn text_is_trimmed_and_collapsed() {
         assert_eq!(clean("  a \n\t b  "), Some("a b".into()));
         assert_eq!(clean(" \n "), None);
+    }
+
+    #[test]
+    fn clean_values_are_spotted() {
+        for raw in ["1.2.250.1.213.1.1.1", "a b", "x"] {
+            assert!(already_clean(raw.as_bytes()), "{raw}");
+            assert_eq!(clean(raw).as_deref(), Some(raw));
+        }
+        for raw in ["", " a", "a ", "a  b", "a\tb", "a&amp;b", "é", "a\u{a0}b"] {
+            assert!(!already_clean(raw.as_bytes()), "{raw:?}");
+        }
     }
 
     #[test]

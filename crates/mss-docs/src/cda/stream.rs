@@ -42,7 +42,7 @@ struct Namespaces {
 impl Namespaces {
     /// Pushes the declarations of `start`; returns how many were pushed.
     fn push(&mut self, start: &BytesStart<'_>) -> Result<u8, CdaError> {
-        if !start.attributes_raw().windows(5).any(|w| w == b"xmlns") {
+        if !may_declare_namespace(start.attributes_raw()) {
             return Ok(0);
         }
         let mut pushed = 0u8;
@@ -171,8 +171,8 @@ pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
     let result = read_header(bytes, window, &mut reader);
     let seen =
         usize::try_from(reader.buffer_position()).map_or(window.len(), |p| p.min(window.len()));
-    if let Err(e) = std::str::from_utf8(&window[..seen]) {
-        return Err(CdaError::Xml(XmlError::NotUtf8(e.valid_up_to())));
+    if let Some(at) = first_non_utf8(&window[..seen]) {
+        return Err(CdaError::Xml(XmlError::NotUtf8(at)));
     }
     match result {
         Err(CdaError::Xml(XmlError::NotUtf8(_))) => {
@@ -183,6 +183,47 @@ pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
         }
         other => other,
     }
+}
+
+/// Whether a block of bytes is all ASCII (written to vectorize).
+fn ascii_block(block: &[u8]) -> bool {
+    block.iter().fold(0u8, |acc, &b| acc | b) < 0x80
+}
+
+/// Where `bytes` stops being UTF-8, if it does. Headers are ASCII but for a
+/// few accented words: ASCII blocks are skipped 64 bytes at a time and
+/// `from_utf8` checks the runs between them (a block that is all ASCII
+/// starts on a character boundary).
+fn first_non_utf8(bytes: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 64;
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = bytes.len().min(at + BLOCK);
+        if ascii_block(&bytes[at..end]) {
+            at = end;
+            continue;
+        }
+        let mut run_end = end;
+        while run_end < bytes.len()
+            && !ascii_block(&bytes[run_end..bytes.len().min(run_end + BLOCK)])
+        {
+            run_end = bytes.len().min(run_end + BLOCK);
+        }
+        if let Err(e) = std::str::from_utf8(&bytes[at..run_end]) {
+            return Some(at + e.valid_up_to());
+        }
+        at = run_end;
+    }
+    None
+}
+
+/// Whether the attributes of a start tag may declare a namespace: a
+/// vectorized pass looks for `ml`, rare in attribute lists, and only then
+/// for `xmlns`.
+fn may_declare_namespace(attributes: &[u8]) -> bool {
+    let pairs = attributes.iter().zip(attributes.iter().skip(1));
+    pairs.fold(false, |acc, (&a, &b)| acc | ((a == b'm') & (b == b'l')))
+        && attributes.windows(5).any(|w| w == b"xmlns")
 }
 
 fn read_header(
@@ -394,6 +435,33 @@ fn closes_root(bytes: &[u8], qname: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utf8_is_checked_across_ascii_blocks() {
+        let mut text = "a".repeat(200).into_bytes();
+        assert_eq!(first_non_utf8(&text), None);
+        text.splice(70..70, "é€😀".bytes());
+        assert_eq!(first_non_utf8(&text), None);
+        for at in [0, 63, 64, 65, 130, text.len() - 1] {
+            let mut bad = text.clone();
+            bad[at] = 0xFF;
+            let expected = std::str::from_utf8(&bad).err().map(|e| e.valid_up_to());
+            assert_eq!(first_non_utf8(&bad), expected, "at {at}");
+        }
+        let cut = &text[..71];
+        assert_eq!(first_non_utf8(cut), Some(70));
+    }
+
+    #[test]
+    fn namespace_declarations_are_spotted() {
+        assert!(may_declare_namespace(b" xmlns=\"urn:hl7-org:v3\""));
+        assert!(may_declare_namespace(
+            b" root=\"1.2.3.4.5.6.7.8\" xmlns:x=\"urn:x\""
+        ));
+        assert!(may_declare_namespace(b" root=\"1.2.3.4.5.6.7.89012xmlns\""));
+        assert!(!may_declare_namespace(b" root=\"1.2\" extension=\"xmln\""));
+        assert!(!may_declare_namespace(b""));
+    }
 
     #[test]
     fn closing_tag_is_found_behind_comments_and_pis() {
