@@ -3,6 +3,11 @@
 //! - `cda_header/fixture_mix`: every CDA of `../shared/fixtures/ans/{cda,hl7v2}`
 //!   (or the repository's own fixtures when `../shared` is absent), one
 //!   element per document;
+//! - `cda_header/quick_xml_to_component`: the floor, quick-xml alone
+//!   tokenizing the same documents up to the top-level `component`, keeping
+//!   nothing;
+//! - `cda_header/roxmltree_full_parse`: the naive way, a DOM of the whole
+//!   document (body included);
 //! - `cda_header/n1_plain` vs `cda_header/n1_20mb_pdf`: the same level-1 CDA
 //!   with a tiny and with a ~20 MB base64 PDF body, built in memory. Reading
 //!   the header must cost about the same.
@@ -14,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mss_docs::cda::parse_header;
+use quick_xml::events::Event;
 
 fn xml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -52,6 +58,36 @@ fn fixture_mix() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Tokenizes `doc` up to the start of the depth-1 `component`; returns
+/// where it stopped.
+fn quick_xml_to_component(doc: &[u8]) -> u64 {
+    let mut reader = quick_xml::Reader::from_reader(doc);
+    let mut depth = 0u32;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(start)) => {
+                depth += 1;
+                if depth == 2 && start.local_name().as_ref() == b"component" {
+                    break;
+                }
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    reader.buffer_position()
+}
+
+/// A DOM of the whole document; returns its node count.
+fn roxmltree_full_parse(doc: &[u8]) -> usize {
+    let Ok(text) = std::str::from_utf8(doc) else {
+        return 0;
+    };
+    let text = text.trim_start_matches('\u{feff}');
+    roxmltree::Document::parse(text).map_or(0, |d| d.descendants().count())
+}
+
 const N1: &str = include_str!("../tests/fixtures/cda/n1_pdf.xml");
 
 /// The own level-1 fixture with its PDF replaced by `size` bytes of base64.
@@ -79,6 +115,20 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for doc in &docs {
                 black_box(parse_header(black_box(doc)).ok());
+            }
+        })
+    });
+    group.bench_function("quick_xml_to_component", |b| {
+        b.iter(|| {
+            for doc in &docs {
+                black_box(quick_xml_to_component(black_box(doc)));
+            }
+        })
+    });
+    group.bench_function("roxmltree_full_parse", |b| {
+        b.iter(|| {
+            for doc in &docs {
+                black_box(roxmltree_full_parse(black_box(doc)));
             }
         })
     });
