@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[command(
     name = "mss",
     version,
-    about = "MSSanté connector: documents, mail, directory"
+    about = "MSSanté connector: health documents and mail for French health software"
 )]
 pub struct Cli {
     #[command(subcommand)]
