@@ -185,34 +185,51 @@ pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
     }
 }
 
-/// Whether a block of bytes is all ASCII (written to vectorize).
-fn ascii_block(block: &[u8]) -> bool {
-    block.iter().fold(0u8, |acc, &b| acc | b) < 0x80
+/// The high bit of each byte of a little-endian word: set for non-ASCII.
+const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// Where the first non-ASCII byte of `bytes` is, eight bytes at a time.
+fn first_high_byte(bytes: &[u8]) -> Option<usize> {
+    let (words, tail) = bytes.as_chunks::<8>();
+    for (i, word) in words.iter().enumerate() {
+        let high = u64::from_le_bytes(*word) & HIGH_BITS;
+        if high != 0 {
+            // `trailing_zeros / 8` is the index of the first high byte.
+            return Some(i * 8 + high.trailing_zeros() as usize / 8);
+        }
+    }
+    let tail_at = words.len() * 8;
+    tail.iter().position(|b| !b.is_ascii()).map(|i| tail_at + i)
 }
 
-/// Where `bytes` stops being UTF-8, if it does. Headers are ASCII but for a
-/// few accented words: ASCII blocks are skipped 64 bytes at a time and
-/// `from_utf8` checks the runs between them (a block that is all ASCII
-/// starts on a character boundary).
+/// Whether a block of 64 bytes is all ASCII (branch-free, eight words).
+fn ascii_block(block: &[u8; 64]) -> bool {
+    let (words, _) = block.as_chunks::<8>();
+    words.iter().fold(0, |acc, w| acc | u64::from_le_bytes(*w)) & HIGH_BITS == 0
+}
+
+/// Where the next non-ASCII byte is, from `from` on. Headers are ASCII but
+/// for a few accented words: ASCII blocks are skipped 64 bytes at a time.
+fn next_non_ascii(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let (blocks, _) = rest.as_chunks::<64>();
+    let skipped = blocks.iter().take_while(|b| ascii_block(b)).count() * 64;
+    first_high_byte(&rest[skipped..]).map(|i| from + skipped + i)
+}
+
+/// Where `bytes` stops being UTF-8, if it does. ASCII bytes are characters
+/// on their own and never continue one, so `bytes` is UTF-8 when each run of
+/// non-ASCII bytes is: only those runs (an accented letter or two) go
+/// through `from_utf8`.
 fn first_non_utf8(bytes: &[u8]) -> Option<usize> {
-    const BLOCK: usize = 64;
     let mut at = 0;
-    while at < bytes.len() {
-        let end = bytes.len().min(at + BLOCK);
-        if ascii_block(&bytes[at..end]) {
-            at = end;
-            continue;
+    while let Some(start) = next_non_ascii(bytes, at) {
+        let run = &bytes[start..];
+        let len = run.iter().position(u8::is_ascii).unwrap_or(run.len());
+        if let Err(e) = std::str::from_utf8(&run[..len]) {
+            return Some(start + e.valid_up_to());
         }
-        let mut run_end = end;
-        while run_end < bytes.len()
-            && !ascii_block(&bytes[run_end..bytes.len().min(run_end + BLOCK)])
-        {
-            run_end = bytes.len().min(run_end + BLOCK);
-        }
-        if let Err(e) = std::str::from_utf8(&bytes[at..run_end]) {
-            return Some(at + e.valid_up_to());
-        }
-        at = run_end;
+        at = start + len;
     }
     None
 }
@@ -450,6 +467,28 @@ mod tests {
         }
         let cut = &text[..71];
         assert_eq!(first_non_utf8(cut), Some(70));
+    }
+
+    #[test]
+    fn utf8_check_agrees_with_std() {
+        let bad: [&[u8]; 7] = [
+            b"\xC3",
+            b"\xC3a",
+            b"\x80",
+            b"\xE2\x82",
+            b"\xED\xA0\x80",
+            b"\xC0\xAF",
+            b"\xF4\x90\x80\x80",
+        ];
+        let good: [&[u8]; 3] = ["é".as_bytes(), "€".as_bytes(), "😀".as_bytes()];
+        for insert in bad.iter().chain(&good) {
+            for at in [0, 7, 8, 62, 63, 64, 65, 127, 128, 199, 200] {
+                let mut text = "a".repeat(200).into_bytes();
+                text.splice(at..at, insert.iter().copied());
+                let expected = std::str::from_utf8(&text).err().map(|e| e.valid_up_to());
+                assert_eq!(first_non_utf8(&text), expected, "{insert:?} at {at}");
+            }
+        }
     }
 
     #[test]
