@@ -4,6 +4,7 @@
 use mss_model::{IdentityTraits, InsKind, Matricule, PartialDate, Sex};
 use quick_xml::XmlVersion;
 use quick_xml::events::BytesStart;
+use quick_xml::events::attributes::Attribute;
 
 use super::{
     Actor, BodyLevel, CdaError, CdaHeader, Coded, InsRef, InstanceId, Organization, Patient,
@@ -394,25 +395,46 @@ fn already_clean(raw: &[u8]) -> bool {
 }
 
 /// The values of the attributes `names` of `start`, in one pass.
+///
+/// quick-xml's own duplicate check is off (it records every name in a
+/// `Vec`): a name we read written twice is refused here, since which value
+/// was meant is ambiguous; duplicates among the attributes we do not read
+/// are let through, they change nothing we keep.
 fn attrs<const N: usize>(
     start: &BytesStart<'_>,
     names: [&str; N],
 ) -> Result<[Option<String>; N], CdaError> {
-    let mut out = [const { None }; N];
-    for a in start.attributes() {
+    let mut found = [const { None }; N];
+    let mut all = start.attributes();
+    all.with_checks(false);
+    for a in all {
         let a = a.map_err(|e| malformed(e.to_string()))?;
         if let Some(i) = names.iter().position(|n| n.as_bytes() == a.key.as_ref()) {
-            out[i] = if already_clean(&a.value) {
-                std::str::from_utf8(&a.value).ok().map(str::to_owned)
-            } else {
-                let value = a
-                    .normalized_value(XmlVersion::Implicit1_0)
-                    .map_err(|e| malformed(e.to_string()))?;
-                clean(&value)
-            };
+            if found[i].is_some() {
+                return Err(malformed(format!("duplicate attribute {}", names[i])));
+            }
+            found[i] = Some(a);
+        }
+    }
+    let mut out = [const { None }; N];
+    for (slot, a) in out.iter_mut().zip(found) {
+        if let Some(a) = a {
+            *slot = value(&a)?;
         }
     }
     Ok(out)
+}
+
+/// An attribute value, normalized and cleaned (kept as written when that
+/// would change nothing).
+fn value(a: &Attribute<'_>) -> Result<Option<String>, CdaError> {
+    if already_clean(&a.value) {
+        return Ok(std::str::from_utf8(&a.value).ok().map(str::to_owned));
+    }
+    let value = a
+        .normalized_value(XmlVersion::Implicit1_0)
+        .map_err(|e| malformed(e.to_string()))?;
+    Ok(clean(&value))
 }
 
 fn attr(start: &BytesStart<'_>, name: &str) -> Result<Option<String>, CdaError> {
