@@ -35,16 +35,34 @@ struct Binding {
     uri: String,
 }
 
+/// The namespace an element name resolved to.
+#[derive(Clone, Copy)]
+struct Resolved<'s> {
+    uri: &'s str,
+    /// `uri` is [`HL7_NS`], compared once when it was declared.
+    hl7: bool,
+}
+
+const NO_NAMESPACE: Resolved<'static> = Resolved {
+    uri: "",
+    hl7: false,
+};
+
+#[derive(Default)]
 struct Namespaces {
     bindings: Vec<Binding>,
+    /// Index in `bindings` of the default namespace in scope, if any: most
+    /// CDA elements are unprefixed, so it is kept at hand.
+    default: Option<usize>,
+    /// Whether that default namespace is [`HL7_NS`].
+    default_hl7: bool,
 }
 
 impl Namespaces {
     /// Pushes the declarations of `start`; returns how many were pushed.
+    /// Declarations are rare: the caller looks for them with
+    /// [`may_declare_namespace`] first.
     fn push(&mut self, start: &BytesStart<'_>) -> Result<u8, CdaError> {
-        if !may_declare_namespace(start.attributes_raw()) {
-            return Ok(0);
-        }
         let mut pushed = 0u8;
         for attr in start.attributes() {
             let attr = attr.map_err(|e| malformed(e.to_string()))?;
@@ -70,24 +88,44 @@ impl Namespaces {
             });
             pushed += 1;
         }
+        self.find_default();
         Ok(pushed)
     }
 
     fn pop(&mut self, count: u8) {
-        let keep = self.bindings.len().saturating_sub(usize::from(count));
-        self.bindings.truncate(keep);
+        if count > 0 {
+            let keep = self.bindings.len().saturating_sub(usize::from(count));
+            self.bindings.truncate(keep);
+            self.find_default();
+        }
     }
 
-    /// The namespace of a qualified element name, `""` for none.
-    fn resolve<'s>(&'s self, qname: &[u8]) -> Result<&'s str, CdaError> {
-        let prefix = qname
-            .iter()
-            .position(|&b| b == b':')
-            .map_or(&b""[..], |i| &qname[..i]);
+    fn find_default(&mut self) {
+        let default = self.bindings.iter().rposition(|b| b.prefix.is_empty());
+        self.default = default;
+        self.default_hl7 = default
+            .and_then(|i| self.bindings.get(i))
+            .is_some_and(|b| b.uri == HL7_NS);
+    }
+
+    /// The namespace of an element name with this prefix (`b""` for none).
+    fn resolve(&self, prefix: &[u8]) -> Result<Resolved<'_>, CdaError> {
+        if prefix.is_empty() {
+            let default = self.default.and_then(|i| self.bindings.get(i));
+            return Ok(default.map_or(NO_NAMESPACE, |b| Resolved {
+                uri: &b.uri,
+                hl7: self.default_hl7,
+            }));
+        }
         match self.bindings.iter().rev().find(|b| b.prefix == prefix) {
-            Some(b) => Ok(&b.uri),
-            None if prefix.is_empty() => Ok(""),
-            None if prefix == b"xml" => Ok("http://www.w3.org/XML/1998/namespace"),
+            Some(b) => Ok(Resolved {
+                uri: &b.uri,
+                hl7: b.uri == HL7_NS,
+            }),
+            None if prefix == b"xml" => Ok(Resolved {
+                uri: "http://www.w3.org/XML/1998/namespace",
+                hl7: false,
+            }),
             None => Err(malformed(format!(
                 "undeclared namespace prefix {:?}",
                 String::from_utf8_lossy(prefix)
@@ -96,11 +134,22 @@ impl Namespaces {
     }
 }
 
-fn local(qname: &[u8]) -> &[u8] {
-    qname
-        .iter()
-        .position(|&b| b == b':')
-        .map_or(qname, |i| &qname[i + 1..])
+/// `(prefix, local name)` of a qualified name; the prefix is empty if none.
+fn split_qname(qname: &[u8]) -> (&[u8], &[u8]) {
+    match qname.iter().position(|&b| b == b':') {
+        Some(i) => (&qname[..i], &qname[i + 1..]),
+        None => (b"", qname),
+    }
+}
+
+/// Pushes the namespace declarations of `start`, if it has any (checked
+/// without a call: most elements have none).
+fn declare(ns: &mut Namespaces, start: &BytesStart<'_>) -> Result<u8, CdaError> {
+    if may_declare_namespace(start.attributes_raw()) {
+        ns.push(start)
+    } else {
+        Ok(0)
+    }
 }
 
 fn describe(ns: &str, local: &[u8]) -> String {
@@ -234,13 +283,30 @@ fn first_non_utf8(bytes: &[u8]) -> Option<usize> {
     None
 }
 
+/// Bytes looked at per step when spotting `ml` (one vector compare).
+const LANES: usize = 16;
+
+/// Whether `ml` starts in the first [`LANES`] bytes of `window` (branch-free,
+/// so it vectorizes).
+fn has_ml(window: &[u8; LANES + 1]) -> bool {
+    let pairs = window[..LANES].iter().zip(&window[1..]);
+    pairs.fold(false, |acc, (&a, &b)| acc | ((a == b'm') & (b == b'l')))
+}
+
 /// Whether the attributes of a start tag may declare a namespace: a
 /// vectorized pass looks for `ml`, rare in attribute lists, and only then
-/// for `xmlns`.
+/// for `xmlns`. Windows overlap at the end rather than leave a tail to be
+/// looked at byte by byte; short lists are looked at directly.
 fn may_declare_namespace(attributes: &[u8]) -> bool {
-    let pairs = attributes.iter().zip(attributes.iter().skip(1));
-    pairs.fold(false, |acc, (&a, &b)| acc | ((a == b'm') & (b == b'l')))
-        && attributes.windows(5).any(|w| w == b"xmlns")
+    let Some(last) = attributes.len().checked_sub(LANES + 1) else {
+        return attributes.windows(5).any(|w| w == b"xmlns");
+    };
+    let window = |at: usize| attributes.get(at..).and_then(<[u8]>::first_chunk);
+    let mut found = window(last).is_some_and(has_ml);
+    for at in (0..last).step_by(LANES) {
+        found |= window(at).is_some_and(has_ml);
+    }
+    found && attributes.windows(5).any(|w| w == b"xmlns")
 }
 
 fn read_header(
@@ -248,9 +314,7 @@ fn read_header(
     window: &[u8],
     reader: &mut Reader<&[u8]>,
 ) -> Result<CdaHeader, CdaError> {
-    let mut ns = Namespaces {
-        bindings: Vec::new(),
-    };
+    let mut ns = Namespaces::default();
     // Tags of the open elements, and how many bindings each pushed.
     let mut path: Vec<Tag> = Vec::with_capacity(16);
     let mut pushed: Vec<u8> = Vec::with_capacity(16);
@@ -265,11 +329,11 @@ fn read_header(
         match event {
             Event::Start(ref start) | Event::Empty(ref start) => {
                 let empty = matches!(event, Event::Empty(_));
-                let count = ns.push(start)?;
+                let count = declare(&mut ns, start)?;
                 let qname = start.name();
                 let qname = qname.as_ref();
-                let uri = ns.resolve(qname)?;
-                let local = local(qname);
+                let (prefix, local) = split_qname(qname);
+                let Resolved { uri, hl7 } = ns.resolve(prefix)?;
                 if path.is_empty() {
                     if root_qname.is_some() {
                         return Err(malformed("more than one root element"));
@@ -277,7 +341,7 @@ fn read_header(
                     if uri == XSL_NS {
                         return Err(CdaError::XslWrapper);
                     }
-                    if uri != HL7_NS || local != b"ClinicalDocument" {
+                    if !hl7 || local != b"ClinicalDocument" {
                         return Err(CdaError::NotCda(describe(uri, local)));
                     }
                     if empty {
@@ -285,11 +349,7 @@ fn read_header(
                     }
                     root_qname = Some(qname.to_owned());
                 }
-                let tag = if uri == HL7_NS {
-                    Tag::of(local)
-                } else {
-                    Tag::Other
-                };
+                let tag = if hl7 { Tag::of(local) } else { Tag::Other };
                 if path.len() == 1 && tag == Tag::Component {
                     if empty {
                         return Err(CdaError::MissingBody);
@@ -381,13 +441,13 @@ fn peek_body(
         let event = reader.read_event().map_err(|e| qx_error(reader, e))?;
         match event {
             Event::Start(child) | Event::Empty(child) => {
-                ns.push(&child)?;
+                declare(ns, &child)?;
                 let qname = child.name();
-                let uri = ns.resolve(qname.as_ref())?;
-                let local = local(qname.as_ref());
+                let (prefix, local) = split_qname(qname.as_ref());
+                let Resolved { uri, hl7 } = ns.resolve(prefix)?;
                 return match local {
-                    b"nonXMLBody" if uri == HL7_NS => Ok(BodyLevel::Unstructured),
-                    b"structuredBody" if uri == HL7_NS => Ok(BodyLevel::Structured),
+                    b"nonXMLBody" if hl7 => Ok(BodyLevel::Unstructured),
+                    b"structuredBody" if hl7 => Ok(BodyLevel::Structured),
                     _ => Err(CdaError::UnknownBody(describe(uri, local))),
                 };
             }
@@ -500,6 +560,19 @@ mod tests {
         assert!(may_declare_namespace(b" root=\"1.2.3.4.5.6.7.89012xmlns\""));
         assert!(!may_declare_namespace(b" root=\"1.2\" extension=\"xmln\""));
         assert!(!may_declare_namespace(b""));
+    }
+
+    #[test]
+    fn namespace_declarations_are_spotted_anywhere() {
+        for len in 0..70 {
+            let filler = " a=\"".to_owned() + &"v".repeat(len) + "\"";
+            assert!(!may_declare_namespace(filler.as_bytes()), "{len}");
+            for at in [0, filler.len()] {
+                let mut attributes = filler.clone();
+                attributes.insert_str(at, " xmlns=\"u\"");
+                assert!(may_declare_namespace(attributes.as_bytes()), "{len} {at}");
+            }
+        }
     }
 
     #[test]
