@@ -1,6 +1,8 @@
 //! Building the header from the element stream: each start tag is matched
 //! against its path of HL7 ancestors.
 
+use std::borrow::Cow;
+
 use mss_model::{IdentityTraits, InsKind, Matricule, PartialDate, Sex};
 use quick_xml::XmlVersion;
 use quick_xml::events::BytesStart;
@@ -284,7 +286,7 @@ enum Capture {
     Title,
     PatientName {
         given: bool,
-        qualifier: Option<String>,
+        qualifier: Qualifier,
     },
     County,
     PersonFamily(Who),
@@ -345,9 +347,11 @@ pub(super) struct Builder {
     record_targets: u32,
     patient_ids: Vec<InstanceId>,
     /// (is a given name, qualifier set, text) of every patient name part.
-    name_parts: Vec<(bool, Option<String>, String)>,
-    gender: Option<String>,
-    birth_time: Option<String>,
+    name_parts: Vec<(bool, Qualifier, String)>,
+    /// `administrativeGenderCode@code` and `birthTime@value`, read at once
+    /// (the outer `Some` is the first occurrence with a value).
+    sex: Option<Option<Sex>>,
+    birth_date: Option<Option<PartialDate>>,
     county: Option<String>,
     authors: Vec<ActorBuild>,
     legal: Option<ActorBuild>,
@@ -400,10 +404,10 @@ fn already_clean(raw: &[u8]) -> bool {
 /// `Vec`): a name we read written twice is refused here, since which value
 /// was meant is ambiguous; duplicates among the attributes we do not read
 /// are let through, they change nothing we keep.
-fn attrs<const N: usize>(
-    start: &BytesStart<'_>,
+fn attrs<'e, const N: usize>(
+    start: &'e BytesStart<'_>,
     names: [&str; N],
-) -> Result<[Option<String>; N], CdaError> {
+) -> Result<[Option<Cow<'e, str>>; N], CdaError> {
     let mut found = [const { None }; N];
     let mut all = start.attributes();
     all.with_checks(false);
@@ -419,40 +423,52 @@ fn attrs<const N: usize>(
     let mut out = [const { None }; N];
     for (slot, a) in out.iter_mut().zip(found) {
         if let Some(a) = a {
-            *slot = value(&a)?;
+            *slot = value(a)?;
         }
     }
     Ok(out)
 }
 
-/// An attribute value, normalized and cleaned (kept as written when that
-/// would change nothing).
-fn value(a: &Attribute<'_>) -> Result<Option<String>, CdaError> {
+/// An attribute value, normalized and cleaned; borrowed from the tag when
+/// that would change nothing, so a value that is only looked at costs no
+/// allocation.
+fn value<'e>(a: Attribute<'e>) -> Result<Option<Cow<'e, str>>, CdaError> {
     if already_clean(&a.value) {
-        return Ok(std::str::from_utf8(&a.value).ok().map(str::to_owned));
+        return Ok(match a.value {
+            Cow::Borrowed(raw) => std::str::from_utf8(raw).ok().map(Cow::Borrowed),
+            Cow::Owned(raw) => String::from_utf8(raw).ok().map(Cow::Owned),
+        });
     }
     let value = a
         .normalized_value(XmlVersion::Implicit1_0)
         .map_err(|e| malformed(e.to_string()))?;
-    Ok(clean(&value))
+    Ok(clean(&value).map(Cow::Owned))
 }
 
-fn attr(start: &BytesStart<'_>, name: &str) -> Result<Option<String>, CdaError> {
+fn attr<'e>(start: &'e BytesStart<'_>, name: &str) -> Result<Option<Cow<'e, str>>, CdaError> {
     let [value] = attrs(start, [name])?;
     Ok(value)
 }
 
+/// An attribute value that is kept in the header.
+fn owned_attr(start: &BytesStart<'_>, name: &str) -> Result<Option<String>, CdaError> {
+    Ok(attr(start, name)?.map(Cow::into_owned))
+}
+
 fn instance_id(start: &BytesStart<'_>) -> Result<Option<InstanceId>, CdaError> {
     let [root, extension] = attrs(start, ["root", "extension"])?;
-    Ok(root.map(|root| InstanceId { root, extension }))
+    Ok(root.map(|root| InstanceId {
+        root: root.into_owned(),
+        extension: extension.map(Cow::into_owned),
+    }))
 }
 
 fn coded(start: &BytesStart<'_>) -> Result<Option<Coded>, CdaError> {
     let [code, system, display] = attrs(start, ["code", "codeSystem", "displayName"])?;
     Ok(code.map(|code| Coded {
-        code,
-        system,
-        display,
+        code: code.into_owned(),
+        system: system.map(Cow::into_owned),
+        display: display.map(Cow::into_owned),
     }))
 }
 
@@ -505,7 +521,7 @@ impl Builder {
                 {
                     match raw.parse::<u32>() {
                         Ok(v) if v > 0 => self.version = Some(v),
-                        _ => return Err(CdaError::InvalidVersion(raw)),
+                        _ => return Err(CdaError::InvalidVersion(raw.into_owned())),
                     }
                 }
             }
@@ -514,12 +530,14 @@ impl Builder {
                 self.capture(Capture::Title, depth);
             }
             ([ClinicalDocument], EffectiveTime) => {
-                first(&mut self.effective_time, || attr(e, "value"))?;
+                first(&mut self.effective_time, || owned_attr(e, "value"))?;
             }
             ([ClinicalDocument], ConfidentialityCode) => {
                 first(&mut self.confidentiality, || coded(e))?;
             }
-            ([ClinicalDocument], LanguageCode) => first(&mut self.language, || attr(e, "code"))?,
+            ([ClinicalDocument], LanguageCode) => {
+                first(&mut self.language, || owned_attr(e, "code"))?
+            }
             ([ClinicalDocument], TemplateId) => {
                 if let Some(id) = instance_id(e)? {
                     push_limited(&mut self.template_ids, id, "templateId")?;
@@ -570,7 +588,7 @@ impl Builder {
                 Name,
             ) if self.custodian.name.is_none() => self.capture(Capture::CustodianName, depth),
             ([ClinicalDocument], RelatedDocument) => {
-                self.in_rplc = attr(e, "typeCode")?.as_deref() == Some("RPLC");
+                self.in_rplc = attr(e, "typeCode")?.is_some_and(|t| t == "RPLC");
             }
             ([ClinicalDocument, RelatedDocument, ParentDocument], Id) if self.in_rplc => {
                 first(&mut self.replaces, || instance_id(e))?;
@@ -589,7 +607,7 @@ impl Builder {
                 ],
                 Low,
             ) if self.service_time == Once::Inside => {
-                first(&mut self.service_start, || attr(e, "value"))?;
+                first(&mut self.service_start, || owned_attr(e, "value"))?;
             }
             (
                 [
@@ -600,7 +618,7 @@ impl Builder {
                 ],
                 High,
             ) if self.service_time == Once::Inside => {
-                first(&mut self.service_stop, || attr(e, "value"))?;
+                first(&mut self.service_stop, || owned_attr(e, "value"))?;
             }
             (
                 [
@@ -639,7 +657,7 @@ impl Builder {
         use Tag::*;
         match (rel, tag) {
             ([Name], Family | Given) => {
-                let qualifier = attr(e, "qualifier")?;
+                let qualifier = Qualifier::of(attr(e, "qualifier")?.as_deref());
                 self.capture(
                     Capture::PatientName {
                         given: tag == Given,
@@ -648,8 +666,12 @@ impl Builder {
                     depth,
                 );
             }
-            ([], AdministrativeGenderCode) => first(&mut self.gender, || attr(e, "code"))?,
-            ([], BirthTime) => first(&mut self.birth_time, || attr(e, "value"))?,
+            ([], AdministrativeGenderCode) => first(&mut self.sex, || {
+                Ok(attr(e, "code")?.map(|code| Sex::from_code(&code).ok()))
+            })?,
+            ([], BirthTime) => first(&mut self.birth_date, || {
+                Ok(attr(e, "value")?.map(|ts| PartialDate::parse_hl7(&ts).ok()))
+            })?,
             ([Birthplace, Place, Addr], County) if self.county.is_none() => {
                 self.capture(Capture::County, depth);
             }
@@ -675,7 +697,7 @@ impl Builder {
             return Ok(());
         };
         match (rel, tag) {
-            ([], Time) => first(&mut actor.actor.time, || attr(e, "value"))?,
+            ([], Time) => first(&mut actor.actor.time, || owned_attr(e, "value"))?,
             ([t], Id) if *t == entity => first(&mut actor.actor.id, || instance_id(e))?,
             ([t], Code) if *t == entity => first(&mut actor.actor.role, || coded(e))?,
             ([t, AssignedPerson], Name) if *t == entity => {
@@ -784,11 +806,8 @@ impl Builder {
     pub(super) fn finish(self, level: BodyLevel) -> Result<CdaHeader, CdaError> {
         let id = self.id.ok_or(CdaError::MissingId)?;
         let patient = patient(self.patient_ids, &self.name_parts, |traits| {
-            traits.birth_date = self
-                .birth_time
-                .as_deref()
-                .and_then(|ts| PartialDate::parse_hl7(ts).ok());
-            traits.sex = self.gender.as_deref().and_then(|c| Sex::from_code(c).ok());
+            traits.birth_date = self.birth_date.flatten();
+            traits.sex = self.sex.flatten();
             traits.birthplace_code = self.county;
         });
         Ok(CdaHeader {
@@ -815,15 +834,34 @@ impl Builder {
     }
 }
 
-fn has_qualifier(qualifier: Option<&str>, code: &str) -> bool {
-    qualifier.is_some_and(|q| q.split(' ').any(|c| c.eq_ignore_ascii_case(code)))
+/// The `qualifier` of a patient name part, as far as the name rules go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Qualifier {
+    /// The part has a qualifier (whatever its codes).
+    any: bool,
+    birth: bool,
+    in_use: bool,
+}
+
+impl Qualifier {
+    /// From the cleaned value of the attribute: codes are separated by one space.
+    fn of(qualifier: Option<&str>) -> Self {
+        let has = |code: &str| {
+            qualifier.is_some_and(|q| q.split(' ').any(|c| c.eq_ignore_ascii_case(code)))
+        };
+        Self {
+            any: qualifier.is_some(),
+            birth: has("BR"),
+            in_use: has("CL"),
+        }
+    }
 }
 
 /// The patient, from its ids and name parts (see the module documentation
 /// of `cda` for the name rules).
 fn patient(
     ids: Vec<InstanceId>,
-    parts: &[(bool, Option<String>, String)],
+    parts: &[(bool, Qualifier, String)],
     complete: impl FnOnce(&mut IdentityTraits),
 ) -> Patient {
     let ins = ids.iter().find_map(|id| {
@@ -836,21 +874,32 @@ fn patient(
             kind,
         })
     });
-    let qualified = |given: bool, code: &str| {
+    let qualified = |given: bool, code: fn(&Qualifier) -> bool| {
         parts
             .iter()
-            .find(|(g, q, _)| *g == given && has_qualifier(q.as_deref(), code))
+            .find(|(g, q, _)| *g == given && code(q))
             .map(|(_, _, t)| t.clone())
     };
     let plain = |given: bool| {
         parts
             .iter()
-            .filter(move |(g, q, _)| *g == given && q.is_none())
+            .filter(move |(g, q, _)| *g == given && !q.any)
             .map(|(_, _, t)| t.as_str())
     };
-    let given_names = clean(&plain(true).collect::<Vec<_>>().join(" "));
-    let birth_name = qualified(false, "BR").or_else(|| plain(false).next().map(str::to_owned));
-    let first_given_name = qualified(true, "BR").or_else(|| {
+    // Parts are cleaned and never empty: joined by one space, they are clean.
+    let given_names = plain(true).fold(None, |names: Option<String>, part| {
+        Some(match names {
+            Some(mut names) => {
+                names.push(' ');
+                names.push_str(part);
+                names
+            }
+            None => part.to_owned(),
+        })
+    });
+    let birth_name =
+        qualified(false, |q| q.birth).or_else(|| plain(false).next().map(str::to_owned));
+    let first_given_name = qualified(true, |q| q.birth).or_else(|| {
         given_names
             .as_deref()
             .and_then(|g| g.split(' ').next())
@@ -867,8 +916,8 @@ fn patient(
         ids,
         ins,
         traits,
-        used_name: qualified(false, "CL"),
-        used_given_name: qualified(true, "CL"),
+        used_name: qualified(false, |q| q.in_use),
+        used_given_name: qualified(true, |q| q.in_use),
     }
 }
 
