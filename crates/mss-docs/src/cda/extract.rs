@@ -398,6 +398,19 @@ fn already_clean(raw: &[u8]) -> bool {
         && !raw.windows(2).any(|w| w == b"  ")
 }
 
+/// Whether `clean` would give `s` back unchanged, for text that is not all
+/// printable ASCII (accented names and titles): no control character, no
+/// reference, single spaces between words only and no other whitespace (no
+/// no-break space…). Conservative: what it refuses goes through `clean`.
+fn clean_as_written(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().all(|&c| c >= b' ' && c != b'&')
+        && b.first().is_some_and(|&c| c != b' ')
+        && b.last().is_some_and(|&c| c != b' ')
+        && !b.windows(2).any(|w| w == b"  ")
+        && !s.chars().any(|c| !c.is_ascii() && c.is_whitespace())
+}
+
 /// The values of the attributes `names` of `start`, in one pass.
 ///
 /// quick-xml's own duplicate check is off (it records every name in a
@@ -433,11 +446,12 @@ fn attrs<'e, const N: usize>(
 /// that would change nothing, so a value that is only looked at costs no
 /// allocation.
 fn value<'e>(a: Attribute<'e>) -> Result<Option<Cow<'e, str>>, CdaError> {
-    if already_clean(&a.value) {
-        return Ok(match a.value {
-            Cow::Borrowed(raw) => std::str::from_utf8(raw).ok().map(Cow::Borrowed),
-            Cow::Owned(raw) => String::from_utf8(raw).ok().map(Cow::Owned),
-        });
+    let ascii = already_clean(&a.value);
+    if let Cow::Borrowed(raw) = a.value
+        && let Ok(text) = std::str::from_utf8(raw)
+        && (ascii || clean_as_written(text))
+    {
+        return Ok(Some(Cow::Borrowed(text)));
     }
     let value = a
         .normalized_value(XmlVersion::Implicit1_0)
@@ -746,7 +760,7 @@ impl Builder {
         if self.captures.last().is_some_and(|(_, at, _)| *at == depth)
             && let Some((what, _, gathered)) = self.captures.pop()
         {
-            let text = if already_clean(gathered.as_bytes()) {
+            let text = if already_clean(gathered.as_bytes()) || clean_as_written(&gathered) {
                 Some(gathered)
             } else {
                 clean(&gathered)
@@ -939,6 +953,28 @@ mod tests {
         }
         for raw in ["", " a", "a ", "a  b", "a\tb", "a&amp;b", "é", "a\u{a0}b"] {
             assert!(!already_clean(raw.as_bytes()), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn text_clean_as_written_is_what_clean_gives() {
+        for raw in ["é", "Compte rendu d'anesthésie", "Zoé Müller-Éric", "a b"] {
+            assert!(clean_as_written(raw), "{raw:?}");
+            assert_eq!(clean(raw).as_deref(), Some(raw));
+        }
+        let not = [
+            "",
+            " é",
+            "é ",
+            "é  b",
+            "é\tb",
+            "é\nb",
+            "a&amp;é",
+            "é\u{a0}b",
+            "é\u{3000}b",
+        ];
+        for raw in not {
+            assert!(!clean_as_written(raw), "{raw:?}");
         }
     }
 
