@@ -329,10 +329,18 @@ fn read_header(
         match event {
             Event::Start(ref start) | Event::Empty(ref start) => {
                 let empty = matches!(event, Event::Empty(_));
-                let count = declare(&mut ns, start)?;
                 let qname = start.name();
                 let qname = qname.as_ref();
                 let (prefix, local) = split_qname(qname);
+                let named = Tag::of(local);
+                // Below the root, an unprefixed element of a name never read
+                // is `Tag::Other` whatever its namespace, and its subtree is
+                // skipped: its declarations would change nothing.
+                let count = if named == Tag::Other && prefix.is_empty() && !path.is_empty() {
+                    0
+                } else {
+                    declare(&mut ns, start)?
+                };
                 let Resolved { uri, hl7 } = ns.resolve(prefix)?;
                 if path.is_empty() {
                     if root_qname.is_some() {
@@ -349,7 +357,7 @@ fn read_header(
                     }
                     root_qname = Some(qname.to_owned());
                 }
-                let tag = if hl7 { Tag::of(local) } else { Tag::Other };
+                let tag = if hl7 { named } else { Tag::Other };
                 if path.len() == 1 && tag == Tag::Component {
                     if empty {
                         return Err(CdaError::MissingBody);
