@@ -275,7 +275,10 @@ fn first_non_utf8(bytes: &[u8]) -> Option<usize> {
     while let Some(start) = next_non_ascii(bytes, at) {
         let run = &bytes[start..];
         let len = run.iter().position(u8::is_ascii).unwrap_or(run.len());
-        if let Err(e) = std::str::from_utf8(&run[..len]) {
+        // Most runs are one accented Latin letter: a valid two-byte
+        // sequence is recognized without a call.
+        let latin = matches!(run[..len], [0xC2..=0xDF, 0x80..=0xBF]);
+        if !latin && let Err(e) = std::str::from_utf8(&run[..len]) {
             return Some(start + e.valid_up_to());
         }
         at = start + len;
