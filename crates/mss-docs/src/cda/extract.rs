@@ -402,13 +402,23 @@ fn already_clean(raw: &[u8]) -> bool {
 /// printable ASCII (accented names and titles): no control character, no
 /// reference, single spaces between words only and no other whitespace (no
 /// no-break space…). Conservative: what it refuses goes through `clean`.
+///
+/// Looked at byte-wise, branch-free: the non-ASCII whitespace characters are
+/// U+0085 and U+00A0 (`C2 85`, `C2 A0`) and characters whose first byte is
+/// `E1` to `E3` (U+1680, U+2000 to U+3000), refused with all the others of
+/// those blocks (`€`, typographic quotes: rare, and `clean` reads them right).
 fn clean_as_written(s: &str) -> bool {
     let b = s.as_bytes();
-    b.iter().all(|&c| c >= b' ' && c != b'&')
-        && b.first().is_some_and(|&c| c != b' ')
-        && b.last().is_some_and(|&c| c != b' ')
-        && !b.windows(2).any(|w| w == b"  ")
-        && !s.chars().any(|c| !c.is_ascii() && c.is_whitespace())
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return false;
+    };
+    let bytes = b.iter().fold(true, |acc, &c| {
+        acc & (c >= b' ') & (c != b'&') & !matches!(c, 0xE1..=0xE3)
+    });
+    let pairs = b.iter().zip(&b[1..]).fold(true, |acc, (&x, &y)| {
+        acc & !((x == b' ') & (y == b' ')) & !((x == 0xC2) & ((y == 0x85) | (y == 0xA0)))
+    });
+    bytes && pairs && first != b' ' && last != b' '
 }
 
 /// The values of the attributes `names` of `start`, in one pass.
@@ -975,6 +985,15 @@ mod tests {
         ];
         for raw in not {
             assert!(!clean_as_written(raw), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn no_whitespace_character_is_clean_as_written() {
+        for c in (0x80..=0x10FFFF).filter_map(char::from_u32) {
+            if c.is_whitespace() {
+                assert!(!clean_as_written(&format!("a{c}b")), "{c:?}");
+            }
         }
     }
 
