@@ -234,82 +234,17 @@ pub(super) fn read(bytes: &[u8]) -> Result<CdaHeader, CdaError> {
     }
 }
 
-/// The high bit of each byte of a little-endian word: set for non-ASCII.
-const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
-
-/// Where the first non-ASCII byte of `bytes` is, eight bytes at a time.
-fn first_high_byte(bytes: &[u8]) -> Option<usize> {
-    let (words, tail) = bytes.as_chunks::<8>();
-    for (i, word) in words.iter().enumerate() {
-        let high = u64::from_le_bytes(*word) & HIGH_BITS;
-        if high != 0 {
-            // `trailing_zeros / 8` is the index of the first high byte.
-            return Some(i * 8 + high.trailing_zeros() as usize / 8);
-        }
-    }
-    let tail_at = words.len() * 8;
-    tail.iter().position(|b| !b.is_ascii()).map(|i| tail_at + i)
-}
-
-/// Whether a block of 64 bytes is all ASCII (branch-free, eight words).
-fn ascii_block(block: &[u8; 64]) -> bool {
-    let (words, _) = block.as_chunks::<8>();
-    words.iter().fold(0, |acc, w| acc | u64::from_le_bytes(*w)) & HIGH_BITS == 0
-}
-
-/// Where the next non-ASCII byte is, from `from` on. Headers are ASCII but
-/// for a few accented words: ASCII blocks are skipped 64 bytes at a time.
-fn next_non_ascii(bytes: &[u8], from: usize) -> Option<usize> {
-    let rest = bytes.get(from..)?;
-    let (blocks, _) = rest.as_chunks::<64>();
-    let skipped = blocks.iter().take_while(|b| ascii_block(b)).count() * 64;
-    first_high_byte(&rest[skipped..]).map(|i| from + skipped + i)
-}
-
-/// Where `bytes` stops being UTF-8, if it does. ASCII bytes are characters
-/// on their own and never continue one, so `bytes` is UTF-8 when each run of
-/// non-ASCII bytes is: only those runs (an accented letter or two) go
-/// through `from_utf8`.
+/// Where `bytes` stops being UTF-8, if it does (one SIMD pass).
 fn first_non_utf8(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    while let Some(start) = next_non_ascii(bytes, at) {
-        let run = &bytes[start..];
-        let len = run.iter().position(u8::is_ascii).unwrap_or(run.len());
-        // Most runs are one accented Latin letter: a valid two-byte
-        // sequence is recognized without a call.
-        let latin = matches!(run[..len], [0xC2..=0xDF, 0x80..=0xBF]);
-        if !latin && let Err(e) = std::str::from_utf8(&run[..len]) {
-            return Some(start + e.valid_up_to());
-        }
-        at = start + len;
-    }
-    None
+    simdutf8::compat::from_utf8(bytes)
+        .err()
+        .map(|e| e.valid_up_to())
 }
 
-/// Bytes looked at per step when spotting `ml` (one vector compare).
-const LANES: usize = 16;
-
-/// Whether `ml` starts in the first [`LANES`] bytes of `window` (branch-free,
-/// so it vectorizes).
-fn has_ml(window: &[u8; LANES + 1]) -> bool {
-    let pairs = window[..LANES].iter().zip(&window[1..]);
-    pairs.fold(false, |acc, (&a, &b)| acc | ((a == b'm') & (b == b'l')))
-}
-
-/// Whether the attributes of a start tag may declare a namespace: a
-/// vectorized pass looks for `ml`, rare in attribute lists, and only then
-/// for `xmlns`. Windows overlap at the end rather than leave a tail to be
-/// looked at byte by byte; short lists are looked at directly.
+/// Whether the attributes of a start tag may declare a namespace. Most
+/// start tags declare none: this spares them attribute parsing.
 fn may_declare_namespace(attributes: &[u8]) -> bool {
-    let Some(last) = attributes.len().checked_sub(LANES + 1) else {
-        return attributes.windows(5).any(|w| w == b"xmlns");
-    };
-    let window = |at: usize| attributes.get(at..).and_then(<[u8]>::first_chunk);
-    let mut found = window(last).is_some_and(has_ml);
-    for at in (0..last).step_by(LANES) {
-        found |= window(at).is_some_and(has_ml);
-    }
-    found && attributes.windows(5).any(|w| w == b"xmlns")
+    memchr::memmem::find(attributes, b"xmlns").is_some()
 }
 
 fn read_header(
