@@ -218,3 +218,31 @@ pub struct CdaHeader {
     /// `documentationOf/serviceEvent/performer/assignedEntity/representedOrganization/standardIndustryClassCode`.
     pub practice_setting: Option<Coded>,
 }
+
+impl CdaHeader {
+    /// A header with only its id and level, every other field empty: for
+    /// callers that build headers (tests, generators) field by field.
+    pub fn new(id: InstanceId, level: BodyLevel) -> Self {
+        CdaHeader {
+            id,
+            set_id: None,
+            version: None,
+            code: None,
+            title: None,
+            effective_time: None,
+            confidentiality: None,
+            language: None,
+            template_ids: Vec::new(),
+            level,
+            patient: Patient::default(),
+            authors: Vec::new(),
+            custodian: None,
+            legal_authenticator: None,
+            replaces: None,
+            service_start: None,
+            service_stop: None,
+            facility_type: None,
+            practice_setting: None,
+        }
+    }
+}

@@ -211,23 +211,11 @@ mod tests {
 
     fn doc(code: &str, kind: InsKind, key_valid: bool, complete: bool) -> CdaHeader {
         CdaHeader {
-            id: InstanceId {
-                root: "1.2.3".into(),
-                extension: Some(code.into()),
-            },
-            set_id: None,
-            version: None,
             code: Some(Coded {
                 code: code.into(),
                 system: None,
                 display: None,
             }),
-            title: None,
-            effective_time: None,
-            confidentiality: None,
-            language: None,
-            template_ids: vec![],
-            level: BodyLevel::Structured,
             patient: Patient {
                 ids: vec![],
                 ins: Some(InsRef {
@@ -251,14 +239,13 @@ mod tests {
                 used_name: None,
                 used_given_name: None,
             },
-            authors: vec![],
-            custodian: None,
-            legal_authenticator: None,
-            replaces: None,
-            service_start: None,
-            service_stop: None,
-            facility_type: None,
-            practice_setting: None,
+            ..CdaHeader::new(
+                InstanceId {
+                    root: "1.2.3".into(),
+                    extension: Some(code.into()),
+                },
+                BodyLevel::Structured,
+            )
         }
     }
 

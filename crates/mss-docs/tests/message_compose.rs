@@ -10,11 +10,6 @@ use mss_model::{IdentityTraits, InsKind, PartialDate, Sex};
 
 fn document(code: &str, display: &str, matricule: &str, kind: InsKind) -> CdaHeader {
     CdaHeader {
-        id: InstanceId {
-            root: "1.2.250.1.999.1".into(),
-            extension: Some(format!("doc-{code}")),
-        },
-        set_id: None,
         version: Some(1),
         code: Some(Coded {
             code: code.into(),
@@ -22,11 +17,6 @@ fn document(code: &str, display: &str, matricule: &str, kind: InsKind) -> CdaHea
             display: Some(display.into()),
         }),
         title: Some("Titre".into()),
-        effective_time: None,
-        confidentiality: None,
-        language: None,
-        template_ids: vec![],
-        level: BodyLevel::Structured,
         patient: Patient {
             ids: vec![InstanceId {
                 root: kind.oid().into(),
@@ -53,14 +43,13 @@ fn document(code: &str, display: &str, matricule: &str, kind: InsKind) -> CdaHea
             used_name: None,
             used_given_name: None,
         },
-        authors: vec![],
-        custodian: None,
-        legal_authenticator: None,
-        replaces: None,
-        service_start: None,
-        service_stop: None,
-        facility_type: None,
-        practice_setting: None,
+        ..CdaHeader::new(
+            InstanceId {
+                root: "1.2.250.1.999.1".into(),
+                extension: Some(format!("doc-{code}")),
+            },
+            BodyLevel::Structured,
+        )
     }
 }
 

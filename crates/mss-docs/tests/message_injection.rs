@@ -121,23 +121,11 @@ fn pdf_name_with_line_break_is_refused() {
 
 fn cda_with(code: &str, display: &str, family: &str) -> CdaHeader {
     CdaHeader {
-        id: InstanceId {
-            root: "1.2.3".into(),
-            extension: None,
-        },
-        set_id: None,
-        version: None,
         code: Some(Coded {
             code: code.into(),
             system: None,
             display: Some(display.into()),
         }),
-        title: None,
-        effective_time: None,
-        confidentiality: None,
-        language: None,
-        template_ids: vec![],
-        level: BodyLevel::Structured,
         patient: Patient {
             traits: mss_model::IdentityTraits {
                 birth_name: Some(family.into()),
@@ -146,14 +134,13 @@ fn cda_with(code: &str, display: &str, family: &str) -> CdaHeader {
             },
             ..Patient::default()
         },
-        authors: vec![],
-        custodian: None,
-        legal_authenticator: None,
-        replaces: None,
-        service_start: None,
-        service_stop: None,
-        facility_type: None,
-        practice_setting: None,
+        ..CdaHeader::new(
+            InstanceId {
+                root: "1.2.3".into(),
+                extension: None,
+            },
+            BodyLevel::Structured,
+        )
     }
 }
 
