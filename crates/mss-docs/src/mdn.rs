@@ -161,6 +161,8 @@ pub enum MdnError {
     MissingFinalRecipient,
     #[error("the MDN has no Disposition field: the sender's software is not RFC 8098 compliant")]
     MissingDisposition,
+    #[error("the MDN could not be written ({0}); this is a bug, please report it")]
+    Write(String),
 }
 
 /// The result reported by an MDN that mss sends.
@@ -330,7 +332,9 @@ pub fn build_mdn(request: &MdnRequest<'_>) -> Result<Vec<u8>, MdnError> {
         .header("Auto-Submitted", Raw::new("auto-replied"))
         .header(X_MSS_NIL, Raw::new(nil))
         .body(body);
-    Ok(builder.write_to_vec().unwrap_or_default())
+    builder
+        .write_to_vec()
+        .map_err(|e| MdnError::Write(e.to_string()))
 }
 
 /// Why no MDN is sent automatically for a received message.

@@ -54,6 +54,8 @@ pub enum ComposeError {
     NoSubject,
     #[error("attachment name {0:?} is empty or not a single line: give a plain file name")]
     FileName(String),
+    #[error("the message could not be written ({0}); this is a bug, please report it")]
+    Write(String),
 }
 
 /// The XDM archive, already built by the caller, and the headers of the CDA
@@ -312,7 +314,7 @@ pub fn compose(message: &OutgoingMessage) -> Result<Vec<u8>, ComposeError> {
     let bytes = builder
         .body(body)
         .write_to_vec()
-        .unwrap_or_else(|_| Vec::new());
+        .map_err(|e| ComposeError::Write(e.to_string()))?;
 
     if recipients.iter().any(|a| headers::is_patient_address(a))
         && bytes.len() > PATIENT_MAX_MESSAGE_BYTES
