@@ -73,8 +73,9 @@ fn not_a_zip_is_refused_in_one_line() {
     one_line_failure(&mss(&["xdm", "inspect", &path]));
 }
 
-#[test]
-fn compose_without_nil_is_refused() {
+/// Runs `mss compose` from and to professional addresses with `extra`
+/// arguments; asserts a one-line failure that wrote no file, and returns it.
+fn refused_compose(extra: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.eml");
     let output = Command::new(env!("CARGO_BIN_EXE_mss"))
@@ -84,13 +85,27 @@ fn compose_without_nil_is_refused() {
             "a@x.mssante.fr",
             "--to",
             "b@y.mssante.fr",
-            "--nil",
-            " ",
         ])
+        .args(extra)
         .args(["--out", out.to_str().unwrap()])
         .output()
         .unwrap();
     let line = one_line_failure(&output);
+    assert!(
+        !out.exists(),
+        "a refused message must not be written: {line}"
+    );
+    line
+}
+
+#[test]
+fn compose_without_nil_is_refused() {
+    let line = refused_compose(&["--nil", " "]);
     assert!(line.contains("NIL"), "{line}");
-    assert!(!out.exists(), "no message may be written without a NIL");
+}
+
+#[test]
+fn fin_without_a_patient_recipient_is_refused() {
+    let line = refused_compose(&["--close-patient-exchange", "--nil", "REF"]);
+    assert!(line.contains("FIN"), "{line}");
 }
