@@ -1,0 +1,2 @@
+//! Annuaire Santé: import, index, search.
+#![forbid(unsafe_code)]

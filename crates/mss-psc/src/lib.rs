@@ -1,0 +1,2 @@
+//! Pro Santé Connect client.
+#![forbid(unsafe_code)]

@@ -1,0 +1,23 @@
+//! The API LPS transport: how mss reaches an MSSanté operator.
+//!
+//! - [`tls`]: the TLS policy — IGC Santé anchors only, TLS 1.2 minimum, CRLs kept on disk.
+//! - [`autoconfig`]: from a mailbox address to IMAP/SMTP endpoints (explicit, SRV, autoconfig XML).
+//! - [`sasl`], [`imap`], [`smtp`]: authenticated sessions (XOAUTH2 with a PSC token, EXTERNAL
+//!   with a client certificate).
+//! - [`supervisor`]: one task per mailbox that reopens its session by itself.
+//! - [`trace`]: every request to the operator and its answer, for the functional traces.
+//!
+//! This crate knows nothing of documents: it moves bytes and reports what happened.
+
+#![forbid(unsafe_code)]
+
+pub mod autoconfig;
+pub mod error;
+pub mod imap;
+pub mod sasl;
+pub mod smtp;
+pub mod supervisor;
+pub mod tls;
+pub mod trace;
+
+pub use error::{TlsFailure, TransportError};
