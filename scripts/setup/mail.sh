@@ -13,7 +13,7 @@ for p in "${packages[@]}"; do
     fi
 done
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "mail servers already installed: $(dovecot --version 2>/dev/null | cut -d' ' -f1), postfix $(postconf -h mail_version 2>/dev/null)"
+    echo "mail servers already installed: $(dovecot --version 2>/dev/null | cut -d' ' -f1), postfix $(postconf -d -h mail_version 2>/dev/null)"
     exit 0
 fi
 
