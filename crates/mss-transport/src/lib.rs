@@ -1,5 +1,6 @@
 //! The API LPS transport: how mss reaches an MSSanté operator.
 //!
+//! - [`bal`]: how a mailbox is described in `mss.toml` (kind, authentication, endpoints).
 //! - [`tls`]: the TLS policy — IGC Santé anchors only, TLS 1.2 minimum, CRLs kept on disk.
 //! - [`autoconfig`]: from a mailbox address to IMAP/SMTP endpoints (explicit, SRV, autoconfig XML).
 //! - [`sasl`], [`imap`], [`smtp`]: authenticated sessions (XOAUTH2 with a PSC token, EXTERNAL
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod autoconfig;
+pub mod bal;
 pub mod error;
 pub mod imap;
 pub mod sasl;
@@ -20,4 +22,5 @@ pub mod supervisor;
 pub mod tls;
 pub mod trace;
 
+pub use bal::{BalAuth, BalConfig, BalKind, Endpoint, Security};
 pub use error::{TlsFailure, TransportError};
