@@ -60,7 +60,9 @@ impl FromStr for Endpoint {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("`{text}` is not a server address: write host:port, e.g. imap.example.fr:143");
+        let bad = || {
+            format!("`{text}` is not a server address: write host:port, e.g. imap.example.fr:143")
+        };
         let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
         let host = host
             .strip_prefix('[')
@@ -165,7 +167,14 @@ mod tests {
         let e: Endpoint = "[::1]:10143".parse().unwrap();
         assert_eq!((e.host.as_str(), e.port), ("::1", 10143));
         assert_eq!(e.to_string(), "[::1]:10143");
-        for bad in ["imap.example.fr", "imap:0", ":143", "imap:99999", "a b:1", "x:-1"] {
+        for bad in [
+            "imap.example.fr",
+            "imap:0",
+            ":143",
+            "imap:99999",
+            "a b:1",
+            "x:-1",
+        ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
         }
     }
@@ -189,8 +198,16 @@ mod tests {
         assert_eq!(bal(BalKind::App, None, true).auth(), BalAuth::Certificate);
         assert!(bal(BalKind::App, None, true).validate().is_ok());
         assert!(bal(BalKind::App, None, false).validate().is_err());
-        assert!(bal(BalKind::App, Some(BalAuth::Psc), true).validate().is_err());
-        assert!(bal(BalKind::Org, Some(BalAuth::Certificate), true).validate().is_err());
+        assert!(
+            bal(BalKind::App, Some(BalAuth::Psc), true)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            bal(BalKind::Org, Some(BalAuth::Certificate), true)
+                .validate()
+                .is_err()
+        );
         let mut half = bal(BalKind::Per, None, false);
         half.imap = Some("imap.x.fr:143".parse().unwrap());
         assert!(half.validate().unwrap_err().contains("both imap and smtp"));
