@@ -96,16 +96,17 @@ pub enum BalStatus {
 /// Runs `work` until it succeeds or nothing more can be done. `work` gets the token to
 /// present (`None` for certificate mailboxes) and must report a refused token as
 /// [`TransportError::TokenRefused`].
-pub async fn supervise<S, W, Fut, R>(
+///
+/// `work` is an async closure so that it can borrow the caller's state (a sync position
+/// that each attempt continues from).
+pub async fn supervise<S, R>(
     policy: &RetryPolicy,
     tokens: Option<&S>,
     status: &watch::Sender<BalStatus>,
-    mut work: W,
+    mut work: impl AsyncFnMut(Option<SecretString>) -> Result<R, TransportError>,
 ) -> Result<R, TransportError>
 where
     S: TokenSource,
-    W: FnMut(Option<SecretString>) -> Fut,
-    Fut: Future<Output = Result<R, TransportError>>,
 {
     let mut failures = 0u32;
     let mut attempts = 0u32;
@@ -267,20 +268,25 @@ mod tests {
         let (status, _) = watch::channel(BalStatus::Done);
         let source = Counter::default();
         let presented = Mutex::new(Vec::new());
-        let result = supervise(&RetryPolicy::default(), Some(&source), &status, |token| {
-            let token = token
-                .expect("a PSC mailbox gets a token")
-                .expose_secret()
-                .to_owned();
-            presented.lock().unwrap().push(token.clone());
-            async move {
-                if token == "token-3" {
-                    Ok(())
-                } else {
-                    Err(refused())
+        let result = supervise(
+            &RetryPolicy::default(),
+            Some(&source),
+            &status,
+            |token: Option<SecretString>| {
+                let token = token
+                    .expect("a PSC mailbox gets a token")
+                    .expose_secret()
+                    .to_owned();
+                presented.lock().unwrap().push(token.clone());
+                async move {
+                    if token == "token-3" {
+                        Ok(())
+                    } else {
+                        Err(refused())
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         assert!(result.is_ok());
         let presented = presented.into_inner().unwrap();
