@@ -1,0 +1,123 @@
+//! Shared by the IMAP and SMTP interop tests: a test PKI, the stand-in Pro Santé Connect,
+//! a private Dovecot and (on request) a Postfix, all on 127.0.0.1 and gone on drop.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mss_testkit::dovecot::{Dovecot, DovecotConfig, OAuth2};
+use mss_testkit::oidc::{OidcOptions, OidcProvider};
+use mss_testkit::pki::{Leaf, TestPki};
+use mss_testkit::postfix::{Postfix, PostfixConfig};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use secrecy::SecretString;
+
+pub const ALICE: &str = "alice@test.local";
+pub const BOB: &str = "bob@test.local";
+pub const APP: &str = "robot.app@test.local";
+
+pub struct Servers {
+    pub pki: TestPki,
+    pub idp: OidcProvider,
+    pub dovecot: Dovecot,
+    pub postfix: Option<Postfix>,
+    _dir: tempfile::TempDir,
+}
+
+impl Servers {
+    /// PKI + IdP + Dovecot (+ Postfix when `with_postfix`); `None` when a server is missing
+    /// locally (a failure under scripts/test).
+    pub fn start(with_postfix: bool) -> Option<Servers> {
+        Self::start_with(with_postfix, Duration::from_secs(300))
+    }
+
+    pub fn start_with(with_postfix: bool, token_ttl: Duration) -> Option<Servers> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let pki = TestPki::generate(dir.path()).expect("test PKI");
+        let idp = OidcProvider::start(
+            OidcOptions::default()
+                .account("899700000001", ALICE)
+                .account("899700000002", BOB)
+                .access_token_ttl(token_ttl),
+        )?;
+        let dovecot = Dovecot::start_or_skip(DovecotConfig {
+            server_cert: pki.server.chain.clone(),
+            server_key: pki.server.key.clone(),
+            client_ca: pki.ca_bundle.clone(),
+            oauth2: Some(OAuth2 {
+                key_dir: idp.keys_dir().to_owned(),
+                issuers: vec![idp.issuer().to_owned()],
+                username_attribute: "email".to_owned(),
+            }),
+        })?;
+        let postfix = if with_postfix {
+            Some(Postfix::start_or_skip(
+                &dovecot,
+                PostfixConfig::new(&pki.server.chain, &pki.server.key, "test.local"),
+            )?)
+        } else {
+            None
+        };
+        Some(Servers {
+            pki,
+            idp,
+            dovecot,
+            postfix,
+            _dir: dir,
+        })
+    }
+
+    pub fn token(&self, user: &str) -> SecretString {
+        SecretString::from(self.idp.token(user).access_token)
+    }
+
+    /// TLS trusting only the test root, without a client certificate.
+    pub fn tls(&self) -> Arc<rustls::ClientConfig> {
+        client_config(&self.pki, None)
+    }
+
+    /// TLS with an AUTH_CLI client certificate for `mailbox` (BAL APP).
+    pub fn tls_with_client_cert(&self, mailbox: &str) -> Arc<rustls::ClientConfig> {
+        let leaf = self.pki.issue_client(mailbox).expect("client certificate");
+        client_config(&self.pki, Some(&leaf))
+    }
+
+    pub fn postfix(&self) -> &Postfix {
+        self.postfix.as_ref().expect("started with Postfix")
+    }
+}
+
+fn client_config(pki: &TestPki, client: Option<&Leaf>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&pki.root).expect("root") {
+        roots.add(cert.expect("root pem")).expect("root cert");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(leaf) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&leaf.chain)
+                .expect("chain")
+                .map(|c| c.expect("chain pem"))
+                .collect();
+            let key = PrivateKeyDer::from_pem_file(&leaf.key).expect("client key");
+            builder
+                .with_client_auth_cert(chain, key)
+                .expect("client auth")
+        }
+    };
+    Arc::new(config)
+}
+
+/// A small RFC 5322 message with CRLF line ends.
+pub fn message(from: &str, to: &str, subject: &str, n: usize) -> Vec<u8> {
+    format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nMessage-ID: <m{n}.{subject}@test.local>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nX-MSS-NIL: TEST-NIL\r\n\r\nMessage {n}.\r\n.starts with a dot\r\n"
+    )
+    .into_bytes()
+}
