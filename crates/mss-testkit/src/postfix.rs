@@ -6,7 +6,8 @@
 //! the log file sits under `maillog_file_prefixes`, master.cf has no chroot, the temporary
 //! directory is 0755, and the master's PID comes from `queue/pid/master.pid`.
 //!
-//! Test hooks: a header `X-Test-Reject:` is refused with `550 5.7.1`, and
+//! Test hooks: a header `X-Test-Reject:` is refused with `550 5.7.1`, any recipient
+//! `nobody@…` with `550 5.1.1`, and
 //! [`PostfixConfig::message_size_limit`] sets the SIZE announced in EHLO.
 
 use std::fs;
@@ -133,6 +134,7 @@ smtpd_sasl_path = {run}/auth-postfix
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
 message_size_limit = {size}
 header_checks = regexp:{d}/conf/header_checks
+smtpd_recipient_restrictions = check_recipient_access regexp:{d}/conf/recipient_checks, permit
 biff = no
 append_dot_mydomain = no
 delay_warning_time = 0h
@@ -190,6 +192,11 @@ postlog unix-dgram n - n - 1 postlogd
             "/^X-Test-Reject:/ REJECT rejected by header_checks\n",
         )
         .map_err(io("header_checks"))?;
+        fs::write(
+            conf.join("recipient_checks"),
+            "/^nobody@/ 550 5.1.1 unknown mailbox\n",
+        )
+        .map_err(io("recipient_checks"))?;
         Ok(())
     }
 

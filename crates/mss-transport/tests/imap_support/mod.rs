@@ -33,6 +33,14 @@ impl Servers {
     }
 
     pub fn start_with(with_postfix: bool, token_ttl: Duration) -> Option<Servers> {
+        Self::start_full(with_postfix, token_ttl, 10 * 1024 * 1024)
+    }
+
+    pub fn start_full(
+        with_postfix: bool,
+        token_ttl: Duration,
+        message_size_limit: u64,
+    ) -> Option<Servers> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let pki = TestPki::generate(dir.path()).expect("test PKI");
         let idp = OidcProvider::start(
@@ -52,10 +60,9 @@ impl Servers {
             }),
         })?;
         let postfix = if with_postfix {
-            Some(Postfix::start_or_skip(
-                &dovecot,
-                PostfixConfig::new(&pki.server.chain, &pki.server.key, "test.local"),
-            )?)
+            let mut config = PostfixConfig::new(&pki.server.chain, &pki.server.key, "test.local");
+            config.message_size_limit = message_size_limit;
+            Some(Postfix::start_or_skip(&dovecot, config)?)
         } else {
             None
         };
@@ -120,4 +127,51 @@ pub fn message(from: &str, to: &str, subject: &str, n: usize) -> Vec<u8> {
         "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nMessage-ID: <m{n}.{subject}@test.local>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nX-MSS-NIL: TEST-NIL\r\n\r\nMessage {n}.\r\n.starts with a dot\r\n"
     )
     .into_bytes()
+}
+
+/// Polls `user`'s INBOX over IMAP until `count` messages arrived (or 20 s passed).
+pub async fn wait_for_messages(
+    s: &Servers,
+    user: &str,
+    count: usize,
+) -> Vec<mss_transport::imap::FetchedMessage> {
+    use mss_transport::imap::{Endpoint, ImapAuth, ImapOptions, ImapSession, Security, SyncState};
+    let token = s.token(user);
+    let mut session = ImapSession::connect(
+        &Endpoint::new("127.0.0.1", s.dovecot.imap_port, Security::StartTls),
+        s.tls(),
+        ImapAuth::Token {
+            user,
+            token: &token,
+        },
+        Arc::new(mss_transport::trace::NoTrace),
+        ImapOptions::new(user),
+    )
+    .await
+    .expect("IMAP login to read back");
+    let mut state = SyncState::default();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while got.len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {count} messages arrived for {user}\n{}\n{}",
+            got.len(),
+            s.postfix.as_ref().map(|p| p.logs()).unwrap_or_default(),
+            s.dovecot.logs()
+        );
+        session.select("INBOX", &mut state).await.expect("select");
+        loop {
+            let batch = session.fetch_new(&mut state, 500).await.expect("fetch");
+            got.extend(batch.messages);
+            if !batch.more {
+                break;
+            }
+        }
+        if got.len() < count {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    session.logout().await;
+    got
 }
