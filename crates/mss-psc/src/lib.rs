@@ -24,6 +24,8 @@ mod error;
 mod http;
 mod provider;
 mod session;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

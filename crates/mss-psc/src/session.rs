@@ -189,6 +189,16 @@ impl PscSession {
     }
 }
 
+#[cfg(test)]
+impl PscSession {
+    pub(crate) async fn refresh_token_for_test(&self) -> Option<SecretString> {
+        self.inner.tokens.lock().await.refresh.clone()
+    }
+    pub(crate) fn core_for_test(&self) -> Arc<Core> {
+        self.inner.core.clone()
+    }
+}
+
 impl Inner {
     fn is_refused(&self, token: &SecretString) -> bool {
         let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());

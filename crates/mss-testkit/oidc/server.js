@@ -159,7 +159,7 @@ provider.use(async (ctx, next) => {
       const now = Date.now();
       const last = lastPoll.get(id);
       lastPoll.set(id, now);
-      if (last !== undefined && now - last < cfg.ciba_interval * 1000 - 50) {
+      if (last !== undefined && now - last < cfg.ciba_min_gap_ms - 50) {
         stats.slow_downs += 1;
         ctx.status = 400;
         ctx.body = { error: 'slow_down', error_description: 'polled sooner than the interval' };
@@ -171,6 +171,8 @@ provider.use(async (ctx, next) => {
   // oidc-provider leaves out `interval`; a client would then poll every 5 s (RFC default).
   if (ctx.path === '/backchannel' && ctx.status === 200 && ctx.body && ctx.body.auth_req_id) {
     ctx.body = { ...ctx.body, interval: cfg.ciba_interval };
+    // The request counts as the first contact: a poll must wait the interval after it.
+    if (ctx.get('x-mss-test-instant') !== '1') lastPoll.set(ctx.body.auth_req_id, Date.now());
   }
 });
 

@@ -28,7 +28,8 @@
 //!   loopback redirect `http://127.0.0.1:<any port>/callback` matches; grants
 //!   `authorization_code` (PKCE S256 required), `refresh_token` and CIBA poll
 //!   (`urn:openid:params:grant-type:ciba`) with an `interval` (1 s by default) that it
-//!   enforces by answering `slow_down` to early polls;
+//!   enforces by answering `slow_down` to polls that come too early (the gap can be set
+//!   apart with [`OidcOptions::ciba_min_poll_gap`]);
 //! - CIBA approval after a configurable delay, or `access_denied` for chosen login hints;
 //! - the built-in development login and consent pages (`devInteractions`) for the code flow:
 //!   any login from [`OidcOptions::account`] (id or address) with any password;
@@ -87,6 +88,10 @@ pub struct OidcOptions {
     pub ciba_deny: Vec<String>,
     /// How long a CIBA request lives before `expired_token`.
     pub ciba_request_ttl: Duration,
+    /// Polls (and the first poll after the request) closer together than this get
+    /// `slow_down`. Default: the interval. Set it above the interval to make a
+    /// well-behaved client meet `slow_down`.
+    pub ciba_min_poll_gap: Option<Duration>,
     /// Path of the loopback redirect URI (any port matches).
     pub redirect_path: String,
     /// `aud` of the access tokens.
@@ -106,6 +111,7 @@ impl Default for OidcOptions {
             ciba_approve_after: Duration::from_millis(500),
             ciba_deny: Vec::new(),
             ciba_request_ttl: Duration::from_secs(120),
+            ciba_min_poll_gap: None,
             redirect_path: "/callback".into(),
             audience: "urn:mss:api-lps".into(),
         }
@@ -131,6 +137,10 @@ impl OidcOptions {
     }
     pub fn ciba_deny(mut self, login_hint: &str) -> Self {
         self.ciba_deny.push(login_hint.into());
+        self
+    }
+    pub fn ciba_min_poll_gap(mut self, gap: Duration) -> Self {
+        self.ciba_min_poll_gap = Some(gap);
         self
     }
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
@@ -228,6 +238,10 @@ impl OidcProvider {
             "refresh_token_ttl": opts.refresh_token_ttl.as_secs().max(1),
             "ciba_request_ttl": opts.ciba_request_ttl.as_secs().max(1),
             "ciba_interval": opts.ciba_interval.as_secs().max(1),
+            "ciba_min_gap_ms": opts
+                .ciba_min_poll_gap
+                .unwrap_or(Duration::from_secs(opts.ciba_interval.as_secs().max(1)))
+                .as_millis() as u64,
             "ciba_approve_after_ms": opts.ciba_approve_after.as_millis() as u64,
             "ciba_deny": opts.ciba_deny,
             "keys_dir": keys_dir,
