@@ -515,6 +515,71 @@ async fn no_secret_in_debug_output_or_errors() {
     );
 }
 
+#[tokio::test]
+async fn mutual_tls_client_authentication_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = mss_testkit::pki::TestPki::generate(dir.path()).unwrap();
+    let lps = pki.issue_client("lps@test.local").unwrap();
+    let Some(idp) = OidcProvider::start(
+        options()
+            .https(mss_testkit::oidc::OidcHttps {
+                cert_chain: pki.server.chain.clone(),
+                key: pki.server.key.clone(),
+                client_ca: pki.ca_bundle.clone(),
+            })
+            .tls_client_auth("lps@test.local"),
+    ) else {
+        return;
+    };
+    assert!(idp.issuer().starts_with("https://127.0.0.1:"));
+    let mut config = PscConfig::new(idp.issuer(), idp.client_id());
+    config.login_timeout = 30;
+    config.http_timeout = 5;
+    config.public_roots = false;
+    config.anchors = vec![pki.root.clone()];
+    config.client_cert = Some(lps.chain.clone());
+    config.client_key = Some(lps.key.clone());
+    assert_eq!(config.client_auth_method(), ClientAuth::TlsClientAuth);
+    let client = PscClient::new(config.clone()).await.unwrap();
+    let session = timeout(STEP, client.login_ciba(EMAIL, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.subject(), RPPS);
+    // Refresh goes through the same client authentication.
+    let first = session.access_token().await.unwrap();
+    session.token_refused(&first);
+    assert!(session.access_token().await.is_ok());
+
+    // mTLS without a certificate is a configuration mistake, found before any request.
+    let mut anonymous = config.clone();
+    anonymous.client_cert = None;
+    anonymous.client_key = None;
+    anonymous.client_auth = Some(ClientAuth::TlsClientAuth);
+    let err = PscClient::new(anonymous).await.unwrap_err();
+    assert!(matches!(err, PscError::Config(_)), "{err}");
+
+    // A certificate from the right CA but for another client: PSC refuses the client.
+    let stranger = pki.issue_client("other@test.local").unwrap();
+    let mut wrong = config.clone();
+    wrong.client_cert = Some(stranger.chain.clone());
+    wrong.client_key = Some(stranger.key.clone());
+    let client = PscClient::new(wrong).await.unwrap();
+    let err = client.login_ciba(EMAIL, None).await.unwrap_err();
+    assert_eq!(err.refusal_code(), Some("invalid_client"), "{err}");
+
+    // The test root is not a public root: with public roots only, the server is untrusted.
+    let mut public = config;
+    public.public_roots = true;
+    public.anchors.clear();
+    let err = PscClient::new(public).await.unwrap_err();
+    assert!(matches!(err, PscError::Network { .. }), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
 #[test]
 fn config_from_toml_with_defaults_and_checks() {
     let config: PscConfig = toml::from_str(

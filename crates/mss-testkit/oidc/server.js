@@ -6,6 +6,8 @@
 // stdin, one per line, with one `MSS {...}` line each. Exits when stdin closes.
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { X509Certificate } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import Provider, { errors } from 'oidc-provider';
@@ -35,10 +37,24 @@ const grantsByAccount = new Map(); // canonical id -> Set(grantId)
 const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
 const jwk = { ...(await exportJWK(privateKey)), kid: KID, alg: 'RS256', use: 'sig' };
 
-const server = createServer();
+// HTTPS (with an optional client certificate, checked against `ca`) when the test asks.
+const server = cfg.tls
+  ? createTlsServer({
+    cert: readFileSync(cfg.tls.cert),
+    key: readFileSync(cfg.tls.key),
+    ca: readFileSync(cfg.tls.ca),
+    requestCert: true,
+    rejectUnauthorized: false,
+  })
+  : createServer();
 await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
 const port = server.address().port;
-const issuer = `http://127.0.0.1:${port}`;
+const issuer = `${cfg.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+
+function peerCertificate(ctx) {
+  const peer = ctx.req.socket.getPeerCertificate ? ctx.req.socket.getPeerCertificate() : undefined;
+  return peer && peer.raw ? new X509Certificate(peer.raw) : undefined;
+}
 
 let provider;
 provider = new Provider(issuer, {
@@ -53,9 +69,11 @@ provider = new Provider(issuer, {
     grant_types: ['authorization_code', 'refresh_token', CIBA_GRANT],
     response_types: ['code'],
     token_endpoint_auth_method: cfg.auth_method,
+    ...(cfg.auth_method === 'tls_client_auth' ? { tls_client_auth_san_email: cfg.tls_san_email } : {}),
     backchannel_token_delivery_mode: 'poll',
     scope: 'openid scope_all email offline_access',
   }],
+  clientAuthMethods: ['client_secret_basic', 'client_secret_post', ...(cfg.tls ? ['tls_client_auth'] : [])],
   pkce: { required: () => true },
   scopes: ['openid', 'scope_all', 'email', 'offline_access'],
   claims: { openid: ['sub'], scope_all: ['email'], email: ['email'] },
@@ -76,6 +94,14 @@ provider = new Provider(issuer, {
   },
   features: {
     devInteractions: { enabled: true },
+    mTLS: {
+      enabled: Boolean(cfg.tls),
+      tlsClientAuth: Boolean(cfg.tls),
+      getCertificate: (ctx) => peerCertificate(ctx)?.toString(),
+      certificateAuthorized: (ctx) => ctx.req.socket.authorized === true,
+      certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_san_email'
+        && (peerCertificate(ctx)?.subjectAltName || '').split(', ').includes(`email:${expected}`),
+    },
     revocation: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     resourceIndicators: {
@@ -209,6 +235,7 @@ async function post(path, form, extra = {}) {
 
 // A token for tests that only need one: a real CIBA flow against ourselves, approved at once.
 async function quickToken(hint) {
+  if (cfg.tls) throw new Error('token() works only with the plain-http provider (no client certificate here)');
   const ba = await post('/backchannel', { login_hint: hint, scope: 'openid scope_all' }, { 'x-mss-test-instant': '1' });
   if (ba.status !== 200) throw new Error(`backchannel: ${JSON.stringify(ba.json)}`);
   const tok = await post('/token', { grant_type: CIBA_GRANT, auth_req_id: ba.json.auth_req_id });

@@ -60,6 +60,20 @@ pub enum ClientAuth {
     SecretBasic,
     /// `client_id` and `client_secret` in the form body.
     SecretPost,
+    /// Mutual TLS (`tls_client_auth`): needs [`OidcOptions::https`]; the client certificate
+    /// must chain to its `client_ca` and carry [`OidcOptions::tls_client_san_email`] as an
+    /// e-mail SAN.
+    Tls,
+}
+
+/// Files for serving HTTPS (PEM).
+#[derive(Debug, Clone)]
+pub struct OidcHttps {
+    /// Server certificate followed by its issuer (names 127.0.0.1).
+    pub cert_chain: PathBuf,
+    pub key: PathBuf,
+    /// CAs that client certificates must chain to.
+    pub client_ca: PathBuf,
 }
 
 /// One person who can log in: `id` is the RPPS-like identifier (the token's `sub`), `email`
@@ -96,6 +110,11 @@ pub struct OidcOptions {
     pub redirect_path: String,
     /// `aud` of the access tokens.
     pub audience: String,
+    /// Serve HTTPS instead of plain HTTP (the issuer becomes `https://127.0.0.1:<port>`).
+    /// [`OidcProvider::token`] is then unavailable.
+    pub https: Option<OidcHttps>,
+    /// With [`ClientAuth::Tls`]: the e-mail SAN the client certificate must carry.
+    pub tls_client_san_email: Option<String>,
 }
 
 impl Default for OidcOptions {
@@ -114,6 +133,8 @@ impl Default for OidcOptions {
             ciba_min_poll_gap: None,
             redirect_path: "/callback".into(),
             audience: "urn:mss:api-lps".into(),
+            https: None,
+            tls_client_san_email: None,
         }
     }
 }
@@ -141,6 +162,17 @@ impl OidcOptions {
     }
     pub fn ciba_min_poll_gap(mut self, gap: Duration) -> Self {
         self.ciba_min_poll_gap = Some(gap);
+        self
+    }
+    /// Serves HTTPS with these files.
+    pub fn https(mut self, files: OidcHttps) -> Self {
+        self.https = Some(files);
+        self
+    }
+    /// Mutual TLS client authentication: the client certificate must have this e-mail SAN.
+    pub fn tls_client_auth(mut self, san_email: &str) -> Self {
+        self.client_auth = ClientAuth::Tls;
+        self.tls_client_san_email = Some(san_email.into());
         self
     }
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
@@ -222,7 +254,12 @@ impl OidcProvider {
         let auth_method = match opts.client_auth {
             ClientAuth::SecretBasic => "client_secret_basic",
             ClientAuth::SecretPost => "client_secret_post",
+            ClientAuth::Tls => "tls_client_auth",
         };
+        let tls = opts
+            .https
+            .as_ref()
+            .map(|h| json!({"cert": h.cert_chain, "key": h.key, "ca": h.client_ca}));
         let accounts: Vec<Value> = opts
             .accounts
             .iter()
@@ -246,6 +283,8 @@ impl OidcProvider {
             "ciba_deny": opts.ciba_deny,
             "keys_dir": keys_dir,
             "audience": opts.audience,
+            "tls": tls,
+            "tls_san_email": opts.tls_client_san_email,
         });
         let config_path = dir.path().join("config.json");
         std::fs::write(&config_path, config.to_string()).expect("cannot write the oidc config");
@@ -307,7 +346,8 @@ impl OidcProvider {
         })
     }
 
-    /// `http://127.0.0.1:<port>`, also the `iss` of every token.
+    /// `http://127.0.0.1:<port>` (`https` with [`OidcOptions::https`]), also the `iss` of
+    /// every token.
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
