@@ -518,3 +518,65 @@ fn serde_json_dump(trace: &MemorySink) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn a_server_outside_the_trust_space_never_sees_the_token() {
+    use mss_testkit::dovecot::{Dovecot, DovecotConfig};
+    use mss_transport::error::TlsFailure;
+    let Some(s) = Servers::start(false) else {
+        return;
+    };
+    let token = s.token(ALICE);
+    let cases = [
+        (&s.pki.untrusted_server, TlsFailure::Untrusted),
+        (&s.pki.expired_server, TlsFailure::Expired),
+        (&s.pki.wrong_host_server, TlsFailure::WrongHost),
+    ];
+    for (leaf, expected) in cases {
+        let Some(impostor) = Dovecot::start_or_skip(DovecotConfig {
+            server_cert: leaf.chain.clone(),
+            server_key: leaf.key.clone(),
+            client_ca: s.pki.ca_bundle.clone(),
+            oauth2: None,
+        }) else {
+            return;
+        };
+        for endpoint in [
+            Endpoint::new("127.0.0.1", impostor.imap_port, Security::StartTls),
+            Endpoint::new("127.0.0.1", impostor.imaps_port, Security::Tls),
+        ] {
+            let trace = MemorySink::default();
+            let err = ImapSession::connect(
+                &endpoint,
+                s.tls(),
+                ImapAuth::Token {
+                    user: ALICE,
+                    token: &token,
+                },
+                Arc::new(trace.clone()),
+                ImapOptions::new(ALICE),
+            )
+            .await
+            .expect_err("an untrusted server");
+            match &err {
+                TransportError::Tls { failure, .. } => assert_eq!(failure, &expected, "{err}"),
+                other => panic!("{expected:?}: {other}"),
+            }
+            assert!(
+                !trace
+                    .events()
+                    .iter()
+                    .any(|e| e.action == Action::Authenticate),
+                "authentication attempted after a refused handshake"
+            );
+        }
+        let logs = impostor.logs();
+        assert!(
+            !logs.contains("XOAUTH2")
+                && !logs.contains("auth failed")
+                && !logs.contains("method=")
+                && logs.contains("TLS handshaking"),
+            "the impostor saw an authentication:\n{logs}"
+        );
+    }
+}

@@ -9,8 +9,7 @@ use mss_testkit::dovecot::{Dovecot, DovecotConfig, OAuth2};
 use mss_testkit::oidc::{OidcOptions, OidcProvider};
 use mss_testkit::pki::{Leaf, TestPki};
 use mss_testkit::postfix::{Postfix, PostfixConfig};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use mss_transport::tls::{ClientIdentity, TlsPolicy, TlsSettings};
 use secrecy::SecretString;
 
 pub const ALICE: &str = "alice@test.local";
@@ -95,30 +94,20 @@ impl Servers {
     }
 }
 
+/// The session's TLS exactly as mss builds it: the TLS policy with the test root as the
+/// only anchor (no CRL directory), and the AUTH_CLI identity for BAL APP.
 fn client_config(pki: &TestPki, client: Option<&Leaf>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&pki.root).expect("root") {
-        roots.add(cert.expect("root pem")).expect("root cert");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("versions")
-        .with_root_certificates(roots);
-    let config = match client {
-        None => builder.with_no_client_auth(),
-        Some(leaf) => {
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&leaf.chain)
-                .expect("chain")
-                .map(|c| c.expect("chain pem"))
-                .collect();
-            let key = PrivateKeyDer::from_pem_file(&leaf.key).expect("client key");
-            builder
-                .with_client_auth_cert(chain, key)
-                .expect("client auth")
-        }
-    };
-    Arc::new(config)
+    let policy = TlsPolicy::from_settings(&TlsSettings {
+        anchors: vec![pki.root.clone()],
+        ..TlsSettings::default()
+    })
+    .expect("TLS policy");
+    let identity = client.map(|leaf| {
+        ClientIdentity::from_pem_files(&leaf.chain, &leaf.key).expect("client identity")
+    });
+    policy
+        .client_config(identity.as_ref())
+        .expect("client config")
 }
 
 /// A small RFC 5322 message with CRLF line ends.
