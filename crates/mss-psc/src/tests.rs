@@ -515,6 +515,63 @@ async fn no_secret_in_debug_output_or_errors() {
     );
 }
 
+/// A `Write` into a shared buffer, for capturing logs.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_token_in_the_logs_at_trace_level() {
+    let Some(idp) = OidcProvider::start(options().access_token_ttl(Duration::from_secs(2))) else {
+        return;
+    };
+    let logs = Captured::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let session = ciba_session(&idp).await;
+    let mut secrets = vec![session.access_token().await.unwrap()];
+    secrets.push(session.refresh_token_for_test().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1500)).await; // a background refresh
+    let renewed = session.access_token().await.unwrap();
+    secrets.push(renewed.clone());
+    session.token_refused(&renewed);
+    secrets.push(session.access_token().await.unwrap());
+    secrets.push(session.refresh_token_for_test().await.unwrap());
+    session.logout().await.unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("PSC CIBA login approved"),
+        "logs were captured: {text}"
+    );
+    assert!(text.contains("PSC session over"), "{text}");
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.expose_secret()),
+            "a token is in the logs"
+        );
+    }
+    assert!(
+        !text.contains(idp.client_secret()),
+        "the client secret is in the logs"
+    );
+}
+
 #[tokio::test]
 async fn mutual_tls_client_authentication_over_https() {
     let dir = tempfile::tempdir().unwrap();
