@@ -5,6 +5,7 @@
 //! - [`autoconfig`]: from a mailbox address to IMAP/SMTP endpoints (explicit, SRV, autoconfig XML).
 //! - [`sasl`], [`imap`], [`smtp`]: authenticated sessions (XOAUTH2 with a PSC token, EXTERNAL
 //!   with a client certificate).
+//! - [`client`]: one configured mailbox — sync, follow, submit, keep a copy in Sent.
 //! - [`supervisor`]: one task per mailbox that reopens its session by itself.
 //! - [`trace`]: every request to the operator and its answer, for the functional traces.
 //!
@@ -14,6 +15,7 @@
 
 pub mod autoconfig;
 pub mod bal;
+pub mod client;
 pub mod error;
 pub mod imap;
 pub mod sasl;

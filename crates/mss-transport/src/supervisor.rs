@@ -114,22 +114,21 @@ where
     loop {
         attempts += 1;
         status.send_replace(BalStatus::Connecting { attempt: attempts });
-        let token = match tokens {
-            Some(source) => match source.token().await {
-                Ok(token) => Some(token),
-                Err(error) => return stop(status, error),
-            },
-            None => None,
-        };
         let started = Instant::now();
-        let outcome = match tokens {
-            Some(source) => {
-                tokio::select! {
-                    outcome = work(token.clone()) => outcome,
-                    () = source.ended() => return stop(status, TransportError::PscSessionOver),
+        // A token that cannot be had now (PSC unreachable) is retried like a dropped
+        // connection; a PSC session that is over stops everything.
+        let (token, outcome) = match tokens {
+            Some(source) => match source.token().await {
+                Ok(token) => {
+                    let outcome = tokio::select! {
+                        outcome = work(Some(token.clone())) => outcome,
+                        () = source.ended() => return stop(status, TransportError::PscSessionOver),
+                    };
+                    (Some(token), outcome)
                 }
-            }
-            None => work(None).await,
+                Err(error) => (None, Err(error)),
+            },
+            None => (None, work(None).await),
         };
         let error = match outcome {
             Ok(value) => {
@@ -384,6 +383,53 @@ mod tests {
         let value = tokio::time::timeout(Duration::from_secs(1), healthy).await;
         assert_eq!(value.unwrap().unwrap().unwrap(), 7);
         failing.abort();
+    }
+
+    /// A PSC that cannot be reached for its first `failures` refreshes.
+    struct Unreachable {
+        failures: AtomicU32,
+    }
+
+    impl TokenSource for Unreachable {
+        async fn token(&self) -> Result<SecretString, TransportError> {
+            if self.failures.load(Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                return Err(TransportError::Network {
+                    host: "psc.test".into(),
+                    detail: "timed out".into(),
+                });
+            }
+            Ok(SecretString::from("fresh"))
+        }
+        async fn refused(&self, _token: &SecretString) {}
+        async fn ended(&self) {
+            std::future::pending::<()>().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_psc_is_waited_for_not_given_up_on() {
+        let (status, _) = watch::channel(BalStatus::Done);
+        let source = Unreachable {
+            failures: AtomicU32::new(2),
+        };
+        let calls = AtomicU32::new(0);
+        let result = supervise(
+            &RetryPolicy::default(),
+            Some(&source),
+            &status,
+            |token: Option<SecretString>| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async move { Ok(token.unwrap().expose_secret().to_owned()) }
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap(), "fresh");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "work runs only with a token"
+        );
     }
 
     #[test]
