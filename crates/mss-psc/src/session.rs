@@ -130,6 +130,11 @@ impl PscSession {
         }
     }
 
+    /// True while the PSC session runs: a mailbox may reopen its connection (SC.MSS/CONF.11).
+    pub fn is_active(&self) -> bool {
+        self.inner.end.borrow().is_none()
+    }
+
     /// Why the session ended, or `None` while it runs.
     pub fn end_reason(&self) -> Option<SessionEnd> {
         self.inner.end.borrow().clone()

@@ -128,6 +128,7 @@ async fn ciba_approved_gives_a_session_with_a_verified_identity() {
     assert_eq!(claims["email"], EMAIL);
     assert_eq!(claims["azp"], idp.client_id());
     assert!(session.end_reason().is_none());
+    assert!(session.is_active());
     let stats = idp.stats();
     assert_eq!(stats.backchannel_requests, 1);
     assert_eq!(stats.slow_downs, 0, "the client honours the interval");
@@ -182,21 +183,26 @@ async fn ciba_slow_approval_keeps_polling_at_the_interval() {
     let session = ciba_session(&idp).await;
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(3), "{took:?}");
-    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(took < Duration::from_secs(12), "{took:?}");
     let stats = idp.stats();
     assert_eq!(stats.slow_downs, 0);
-    assert!((3..=5).contains(&stats.ciba_polls), "{stats:?}");
+    // One poll a second while pending (a few more if the machine is slow), never a burst.
+    let most = took.as_secs() + 1;
+    assert!(
+        (3..=most).contains(&stats.ciba_polls),
+        "{stats:?} in {took:?}"
+    );
     assert!(session.access_token().await.is_ok());
 }
 
 #[tokio::test]
 async fn ciba_slow_down_makes_the_client_wait_longer() {
-    // Interval 1 s announced, but polls must be 2 s apart: the first poll meets slow_down,
+    // Interval 1 s announced, but polls must be 3 s apart: the first poll meets slow_down,
     // the client adds 5 s, the next poll succeeds.
     let Some(idp) = OidcProvider::start(
         options()
             .ciba_approve_after(Duration::from_millis(200))
-            .ciba_min_poll_gap(Duration::from_secs(2)),
+            .ciba_min_poll_gap(Duration::from_secs(3)),
     ) else {
         return;
     };
@@ -387,7 +393,10 @@ async fn access_token_is_refreshed_before_it_expires() {
     assert_eq!(idp.stats().refreshes, 0);
     // 3 s lifetime, margin capped at half of it: renewed by the session itself after 1.5 s,
     // before the token expires.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2800);
+    while idp.stats().refreshes == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(idp.stats().refreshes >= 1, "renewed in the background");
     let second = session.access_token().await.unwrap();
     assert_ne!(second.expose_secret(), first.expose_secret());
@@ -472,6 +481,7 @@ async fn logout_revokes_at_psc_and_ends_the_session() {
     let core = session.core_for_test();
     timeout(STEP, session.logout()).await.unwrap().unwrap();
     assert_eq!(session.end_reason(), Some(SessionEnd::LoggedOut));
+    assert!(!session.is_active());
     assert!(matches!(
         session.access_token().await,
         Err(PscError::SessionOver(SessionEnd::LoggedOut))
