@@ -19,8 +19,12 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Time a browser connection may take to send its request.
 const READ_WAIT: Duration = Duration::from_secs(10);
 
-/// Opens `url` with the desktop's default browser, without waiting for it.
+/// Opens `url` with the desktop's default browser, without waiting for it. The address is
+/// also printed, for a desktop without a browser opener (remote session, container).
 pub(crate) fn open_in_system_browser(url: &Url) -> Result<(), String> {
+    eprintln!(
+        "Connexion Pro Santé Connect : si le navigateur ne s'ouvre pas, ouvrez cette adresse :\n{url}"
+    );
     let mut cmd = if cfg!(target_os = "macos") {
         std::process::Command::new("open")
     } else if cfg!(windows) {
@@ -30,15 +34,20 @@ pub(crate) fn open_in_system_browser(url: &Url) -> Result<(), String> {
     } else {
         std::process::Command::new("xdg-open")
     };
-    let mut child = cmd
+    let spawned = cmd
         .arg(url.as_str())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    // Reap the opener when it exits; the browser itself lives on.
-    std::thread::spawn(move || child.wait());
+        .spawn();
+    match spawned {
+        // Reap the opener when it exits; the browser itself lives on.
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        // The printed address is enough: keep waiting for the redirect.
+        Err(e) => tracing::warn!(error = %e, "cannot start the browser opener"),
+    }
     Ok(())
 }
 
