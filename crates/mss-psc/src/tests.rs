@@ -83,14 +83,27 @@ async fn discovery_reads_endpoints_and_config_overrides_them() {
         "http://127.0.0.2:9/auth"
     );
 
-    // Discovery must describe the issuer we asked for.
+    // An overridden endpoint is the one used.
+    let dead = format!("http://127.0.0.1:{}/ciba", mss_testkit::free_port());
     let mut config = config_for(&idp);
-    config.issuer = format!("{}/other", idp.issuer());
-    let err = PscClient::new(config).await.unwrap_err();
+    config.backchannel_authentication_endpoint = Some(dead.clone());
+    let client = PscClient::new(config).await.unwrap();
+    let err = timeout(STEP, client.login_ciba(EMAIL, None))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(
-        matches!(err, PscError::Protocol(_) | PscError::Network { .. }),
+        matches!(err, PscError::Network { ref url, .. } if *url == dead),
         "{err}"
     );
+
+    // Discovery must describe the issuer we asked for.
+    // (Same server, reached as `localhost`: its document names 127.0.0.1.)
+    let mut config = config_for(&idp);
+    config.issuer = idp.issuer().replace("127.0.0.1", "localhost");
+    let err = PscClient::new(config).await.unwrap_err();
+    assert!(matches!(err, PscError::Protocol(_)), "{err}");
+    assert!(err.to_string().contains("is for issuer"), "{err}");
 }
 
 #[tokio::test]
