@@ -41,9 +41,9 @@ impl std::fmt::Debug for SystemResolver {
     }
 }
 
-fn options() -> ResolverOpts {
+fn options(timeout: Duration) -> ResolverOpts {
     let mut opts = ResolverOpts::default();
-    opts.timeout = Duration::from_secs(5);
+    opts.timeout = timeout;
     opts.attempts = 2;
     opts
 }
@@ -53,18 +53,23 @@ impl SystemResolver {
     pub fn from_system() -> Result<SystemResolver, String> {
         let builder = hickory_resolver::TokioResolver::builder_tokio()
             .map_err(|e| format!("cannot read the system DNS configuration: {e}"))?;
-        Ok(SystemResolver(builder.with_options(options()).build()))
+        Ok(SystemResolver(
+            builder
+                .with_options(options(Duration::from_secs(5)))
+                .build(),
+        ))
     }
 
-    /// Asks one name server only (a test DNS server, or a resolver the administrator chose).
-    pub fn with_server(server: SocketAddr) -> SystemResolver {
+    /// Asks one name server only (a test DNS server, or a resolver the administrator chose),
+    /// waiting at most `timeout` per attempt (two attempts).
+    pub fn with_server(server: SocketAddr, timeout: Duration) -> SystemResolver {
         let group = NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true);
         let config = ResolverConfig::from_parts(None, vec![], group);
         let resolver = hickory_resolver::TokioResolver::builder_with_config(
             config,
             TokioConnectionProvider::default(),
         )
-        .with_options(options())
+        .with_options(options(timeout))
         .build();
         SystemResolver(resolver)
     }
