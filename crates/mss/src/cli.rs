@@ -10,6 +10,9 @@ use std::path::PathBuf;
     about = "MSSanté connector: health documents and mail for French health software"
 )]
 pub struct Cli {
+    /// The configuration file (commands that talk to an operator); see docs/configuration.md.
+    #[arg(long, global = true, env = "MSS_CONFIG", default_value = "mss.toml")]
+    pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -24,6 +27,17 @@ pub enum Command {
     Xdm(XdmCommand),
     /// Write the exact RFC 5322 message that sending will submit.
     Compose(Box<ComposeArgs>),
+    /// Log in to Pro Santé Connect and keep the session alive while the process runs.
+    Login(LoginArgs),
+    /// Compose a message (same options as compose) and submit it through a mailbox.
+    Send(Box<SendArgs>),
+    /// Fetch what is new in a mailbox's INBOX.
+    Sync(SyncArgs),
+    /// Show where a mailbox's servers are found, and why.
+    Autoconfig(AutoconfigArgs),
+    /// Annuaire Santé: offline search of professionals and their MSSanté addresses.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,10 +79,11 @@ pub struct PackArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ComposeArgs {
+pub struct MessageArgs {
     /// Sender address, optionally with a display name: "Dr Jean Dupont <jean.dupont@hopital.mssante.fr>".
+    /// Required by compose; send defaults to the mailbox's address.
     #[arg(long)]
-    pub from: String,
+    pub from: Option<String>,
     /// Recipient addresses.
     #[arg(long, required = true, num_args = 1..)]
     pub to: Vec<String>,
@@ -96,9 +111,6 @@ pub struct ComposeArgs {
     /// Count test and demonstration INS as INS (X-MSS-INS).
     #[arg(long)]
     pub test_identities: bool,
-    /// The software's national reference (X-MSS-NIL).
-    #[arg(long, env = "MSS_NIL")]
-    pub nil: String,
     /// Replace or delete the documents' previous version.
     #[arg(long, value_enum)]
     pub action: Option<PackAction>,
@@ -117,7 +129,182 @@ pub struct ComposeArgs {
     /// Date as seconds since the Unix epoch instead of now (for reproducible output).
     #[arg(long)]
     pub date: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// The software's national reference (X-MSS-NIL).
+    #[arg(long, env = "MSS_NIL")]
+    pub nil: String,
     /// Where to write the message.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The mailbox whose PSC session to open; default: the only PSC mailbox configured.
+    #[arg(long)]
+    pub bal: Option<String>,
+    /// Log in, print the session, and exit instead of keeping it alive.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The configured mailbox to send from (its address is the From).
+    #[arg(long)]
+    pub bal: Option<String>,
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// Ask for delivery status notifications (DSN) on failure and delay.
+    #[arg(long)]
+    pub dsn: bool,
+    /// Print the submission receipt as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The configured mailbox to read.
+    #[arg(long)]
+    pub bal: Option<String>,
+    /// Fetch once and exit (the long-running sync is `mss run`).
+    #[arg(long)]
+    pub once: bool,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Fetch every message again, ignoring the saved position.
+    #[arg(long)]
+    pub all: bool,
+    /// Also write each message, byte for byte, to DIR/<uid>.eml.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AutoconfigArgs {
+    /// The mailbox address to look up.
+    pub address: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the directory keeps its index and care teams: `<data-dir>/directory`.
+#[derive(Debug, Args)]
+pub struct DataDirArg {
+    /// Data directory of mss.
+    #[arg(long, env = "MSS_DATA_DIR", default_value = "mss-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Import the ANS extraction files (.txt or .zip) into a new index, then swap it in.
+    Import(DirectoryImportArgs),
+    /// Search the directory with free text (« Dupont 97500 cardiologue »).
+    Search(DirectorySearchArgs),
+    /// Show every field of a person (national id, RPPS, ADELI), a structure or a mailbox.
+    Show(DirectoryShowArgs),
+    /// What the current index holds and when it was imported.
+    Info(DataDirArg),
+    /// The professionals who take care of a patient (LABEL.06).
+    #[command(subcommand)]
+    CareTeam(CareTeamCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DirectoryImportArgs {
+    #[command(flatten)]
+    pub data: DataDirArg,
+    /// Indexing threads (default: the number of cores, at most 4).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Extraction files: Personne_activite, MSSanté, SavoirFaire, Dipl_AutExerc, as .txt or .zip.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DirectorySearchArgs {
+    #[command(flatten)]
+    pub data: DataDirArg,
+    /// Results (people or structures) at most.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Read one query per line from FILE and print one JSON line per query, with took_us.
+    #[arg(long, conflicts_with = "query")]
+    pub batch: Option<PathBuf>,
+    /// Only this postcode.
+    #[arg(long)]
+    pub cp: Option<String>,
+    /// Only this département (63, 2A, 974).
+    #[arg(long)]
+    pub dep: Option<String>,
+    /// Only this profession code (TRE_G15: 10 médecin, 60 infirmier…).
+    #[arg(long)]
+    pub profession: Option<String>,
+    /// Only this savoir-faire code (SM04…).
+    #[arg(long)]
+    pub specialite: Option<String>,
+    /// Only mailboxes of this type (PER, ORG).
+    #[arg(long)]
+    pub type_bal: Option<String>,
+    /// Only this city.
+    #[arg(long)]
+    pub ville: Option<String>,
+    /// The query words.
+    #[arg(required_unless_present = "batch")]
+    pub query: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DirectoryShowArgs {
+    #[command(flatten)]
+    pub data: DataDirArg,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// National id (8+RPPS, 0+ADELI), RPPS, ADELI, FINESS, structure id, or MSSanté address.
+    pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CareTeamCommand {
+    /// Add a professional (national id or MSSanté address) to a patient's care team.
+    Add {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The patient's INS matricule (15 characters).
+        ins: String,
+        /// National id (8+RPPS, 0+ADELI) or MSSanté address.
+        id: String,
+        /// Role in the team (« médecin traitant »…).
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Remove a professional from a patient's care team.
+    Remove {
+        #[command(flatten)]
+        data: DataDirArg,
+        ins: String,
+        id: String,
+    },
+    /// List a patient's care team.
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+        ins: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -8,7 +8,9 @@
 mod cli;
 mod clock;
 mod commands;
+mod config;
 mod input;
+mod operator;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,11 +1,30 @@
 use super::xdm::{pack, read_cdas};
-use crate::cli::ComposeArgs;
+use crate::cli::{ComposeArgs, MessageArgs};
 use crate::{clock, input};
 use anyhow::{Context, Result};
 use mss_docs::message::{Mailbox, OutgoingMessage, PdfAttachment, XdmPackage, compose};
 use std::hash::{BuildHasher, RandomState};
 
 pub fn run(args: ComposeArgs) -> Result<()> {
+    let from = args
+        .message
+        .from
+        .clone()
+        .context("--from is required: the sender's address")?;
+    let composed = build(args.message, &from, args.nil)?;
+    input::write(&args.out, &composed.bytes)
+}
+
+/// A message ready for submission: its exact bytes and its envelope.
+pub struct Composed {
+    pub bytes: Vec<u8>,
+    pub from: String,
+    pub recipients: Vec<String>,
+    pub message_id: String,
+}
+
+/// Composes exactly what `mss compose` writes; `mss send` submits these bytes unchanged.
+pub fn build(args: MessageArgs, from: &str, nil: String) -> Result<Composed> {
     // One instant for the Date header and the XDM submission time, so that
     // --date makes the whole message reproducible.
     let date = args.date.unwrap_or_else(clock::unix_seconds);
@@ -33,15 +52,21 @@ pub fn run(args: ComposeArgs) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let from = mailbox(&args.from);
+    let from = mailbox(from);
     let message_id = args
         .message_id
         .unwrap_or_else(|| new_message_id(&from.address));
+    let recipients = args
+        .to
+        .iter()
+        .chain(&args.cc)
+        .map(|a| mailbox(a).address)
+        .collect();
     let message = OutgoingMessage {
         to: args.to.iter().map(|a| mailbox(a)).collect(),
         cc: args.cc.iter().map(|a| mailbox(a)).collect(),
-        from,
-        message_id,
+        from: from.clone(),
+        message_id: message_id.clone(),
         date,
         in_reply_to: args.in_reply_to,
         references: args.references,
@@ -50,12 +75,17 @@ pub fn run(args: ComposeArgs) -> Result<()> {
         xdm,
         pdfs,
         request_mdn: args.request_mdn,
-        nil: Some(args.nil),
+        nil: Some(nil),
         test_identities: args.test_identities,
         end_patient_exchange: args.close_patient_exchange,
     };
     let bytes = compose(&message)?;
-    input::write(&args.out, &bytes)
+    Ok(Composed {
+        bytes,
+        from: from.address,
+        recipients,
+        message_id,
+    })
 }
 
 /// `Dr Jean Dupont <jean.dupont@x.mssante.fr>` or a bare address.

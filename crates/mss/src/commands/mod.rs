@@ -2,6 +2,8 @@
 
 mod cda;
 mod compose;
+mod directory;
+mod transport;
 mod xdm;
 
 use crate::cli::{Cli, Command};
@@ -13,6 +15,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cda(command) => cda::run(command),
         Command::Xdm(command) => xdm::run(command),
         Command::Compose(args) => compose::run(*args),
+        Command::Login(args) => transport::login(&cli.config, args),
+        Command::Send(args) => transport::send(&cli.config, *args),
+        Command::Sync(args) => transport::sync(&cli.config, args),
+        Command::Autoconfig(args) => transport::autoconfig(&cli.config, args),
+        Command::Directory(command) => directory::run(command),
     }
 }
 

@@ -1,0 +1,154 @@
+//! `mss.toml`: the one configuration file (documented in docs/configuration.md).
+//!
+//! Relative paths in the file are relative to the file itself, so a configuration and its
+//! certificates can be moved together (the sandbox writes one next to its PKI).
+
+use anyhow::{Context, Result, bail};
+use mss_transport::autoconfig::AutoconfigSettings;
+use mss_transport::bal::{BalAuth, BalConfig};
+use mss_transport::tls::TlsSettings;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Largest configuration file read: it is hand-written text, not data.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub software: Software,
+    #[serde(default)]
+    pub tls: TlsSettings,
+    pub psc: Option<mss_psc::PscConfig>,
+    #[serde(default)]
+    pub autoconfig: AutoconfigSettings,
+    #[serde(default, rename = "bal")]
+    pub bals: Vec<BalConfig>,
+    /// Where the file was read from (not a key).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Software {
+    /// The software's national reference, sent as X-MSS-NIL.
+    pub nil: String,
+    /// Count test and demonstration INS as INS (X-MSS-INS); never in production.
+    #[serde(default)]
+    pub test_identities: bool,
+    /// Where mss keeps its state: CRLs, traces, later the store.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("mss-data")
+}
+
+impl Config {
+    /// Reads and checks the file; every error names the file and the key at fault.
+    pub fn load(path: &Path) -> Result<Config> {
+        let shown = path.display();
+        let file = std::fs::File::open(path).with_context(|| {
+            format!("cannot read the configuration {shown} (give one with --config or MSS_CONFIG)")
+        })?;
+        let mut text = String::new();
+        use std::io::Read;
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .with_context(|| format!("cannot read the configuration {shown}"))?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            bail!("the configuration {shown} is larger than 1 MiB: is it the right file?");
+        }
+        let mut config: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{shown}: {}", one_line(&e.to_string())))?;
+        config.path = path.to_owned();
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.software.data_dir);
+        self.tls.anchors.iter_mut().for_each(join);
+        if let Some(dir) = &mut self.tls.crl_dir {
+            join(dir);
+        }
+        for bal in &mut self.bals {
+            if let Some(p) = &mut bal.client_cert {
+                join(p);
+            }
+            if let Some(p) = &mut bal.client_key {
+                join(p);
+            }
+        }
+        if let Some(psc) = &mut self.psc {
+            psc.resolve_paths(base);
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let nil = self.software.nil.trim();
+        if nil.is_empty() || nil.contains(['\r', '\n']) {
+            return Err(
+                "software.nil must be the software's national reference (X-MSS-NIL)".into(),
+            );
+        }
+        for (i, bal) in self.bals.iter().enumerate() {
+            bal.validate()?;
+            if self.bals[..i]
+                .iter()
+                .any(|other| other.address.eq_ignore_ascii_case(&bal.address))
+            {
+                return Err(format!("bal `{}` is described twice", bal.address));
+            }
+            if bal.auth() == BalAuth::Psc && self.psc.is_none() {
+                return Err(format!(
+                    "bal `{}` logs in with Pro Santé Connect: add a [psc] section",
+                    bal.address
+                ));
+            }
+        }
+        if !self.bals.is_empty() && self.tls.anchors.is_empty() {
+            return Err("tls.anchors is empty: give the IGC Santé roots to trust".into());
+        }
+        Ok(())
+    }
+
+    /// The mailbox named on the command line, or the only one configured.
+    pub fn bal(&self, address: Option<&str>) -> Result<&BalConfig> {
+        match address {
+            Some(address) => self
+                .bals
+                .iter()
+                .find(|b| b.address.eq_ignore_ascii_case(address))
+                .with_context(|| format!("no mailbox {address} in {}", self.path.display())),
+            None => match self.bals.as_slice() {
+                [only] => Ok(only),
+                [] => bail!("no [[bal]] in {}", self.path.display()),
+                _ => bail!("several mailboxes are configured: choose one with --bal"),
+            },
+        }
+    }
+}
+
+/// toml's messages span several lines with a caret drawing; users get one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

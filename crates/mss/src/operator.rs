@@ -1,0 +1,178 @@
+//! Everything a command needs to talk to an operator, built from `mss.toml`: the TLS
+//! policy, the mailbox's servers, the PSC session, the trace file.
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use mss_psc::{PscClient, PscError, PscSession};
+use mss_transport::TransportError;
+use mss_transport::autoconfig::{self, Explicit, HttpFetcher, Report, SystemResolver};
+use mss_transport::bal::{BalAuth, BalConfig};
+use mss_transport::client::{BalClient, BalServers};
+use mss_transport::supervisor::TokenSource;
+use mss_transport::tls::TlsPolicy;
+use mss_transport::trace::{TraceEvent, TraceSink};
+use secrecy::SecretString;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The PSC session as the transport sees it: a source of tokens that can end.
+pub struct PscTokens(pub PscSession);
+
+impl TokenSource for PscTokens {
+    async fn token(&self) -> Result<SecretString, TransportError> {
+        self.0.access_token().await.map_err(|error| match error {
+            PscError::SessionOver(_) => TransportError::PscSessionOver,
+            PscError::Network { url, detail } => TransportError::Network { host: url, detail },
+            other => TransportError::Rejected {
+                host: "Pro Santé Connect".to_owned(),
+                detail: other.to_string(),
+            },
+        })
+    }
+
+    async fn refused(&self, token: &SecretString) {
+        self.0.token_refused(token);
+    }
+
+    async fn ended(&self) {
+        self.0.ended().await;
+    }
+}
+
+/// Appends one JSON line per exchange with the operator to `data_dir/traces/transport.jsonl`.
+/// The events are already redacted (no token, no content); the engine will move them to the
+/// hash-chained journal.
+pub struct TraceFile {
+    file: Mutex<File>,
+}
+
+impl TraceFile {
+    pub fn open(data_dir: &Path) -> Result<TraceFile> {
+        let dir = data_dir.join("traces");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the trace directory {}", dir.display()))?;
+        let path = dir.join("transport.jsonl");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the trace file {}", path.display()))?;
+        Ok(TraceFile {
+            file: Mutex::new(file),
+        })
+    }
+}
+
+impl TraceSink for TraceFile {
+    fn record(&self, event: TraceEvent) {
+        let Ok(mut line) = serde_json::to_vec(&event) else {
+            return;
+        };
+        line.push(b'\n');
+        if let Ok(mut file) = self.file.lock() {
+            // A trace that cannot be written must not stop the mail; say it once per event.
+            if let Err(e) = file.write_all(&line) {
+                eprintln!("mss: warning: a trace could not be written: {e}");
+            }
+        }
+    }
+}
+
+pub fn tls_policy(config: &Config) -> Result<Arc<TlsPolicy>> {
+    let policy = TlsPolicy::from_settings(&config.tls)?;
+    for warning in policy.warnings() {
+        eprintln!("mss: warning: {warning}");
+    }
+    Ok(Arc::new(policy))
+}
+
+/// Where the mailbox's servers are: its `[[bal]]` table, else autoconfiguration.
+pub async fn discover(
+    config: &Config,
+    policy: &TlsPolicy,
+    bal: Option<&BalConfig>,
+    address: &str,
+) -> Result<Report> {
+    let explicit = bal.and_then(|bal| {
+        Some(Explicit {
+            imap: bal.imap.clone()?,
+            smtp: bal.smtp.clone()?,
+            security: bal.security,
+        })
+    });
+    let resolver = SystemResolver::from_system().map_err(TransportError::Config)?;
+    let fetcher = HttpFetcher::new(policy.http_tls_config())?;
+    Ok(autoconfig::discover(
+        address,
+        explicit.as_ref(),
+        &config.autoconfig,
+        &resolver,
+        &fetcher,
+    )
+    .await)
+}
+
+/// Logs in to Pro Santé Connect with the `[psc]` settings (CIBA or browser).
+pub async fn psc_login(config: &Config) -> Result<PscSession> {
+    let psc = config
+        .psc
+        .clone()
+        .context("no [psc] section in the configuration")?;
+    if psc.flow == mss_psc::Flow::Ciba {
+        eprintln!("mss: approve the Pro Santé Connect login on your device (e-CPS)…");
+    }
+    let client = PscClient::new(psc).await?;
+    Ok(client.login().await?)
+}
+
+/// A ready client for one mailbox; PSC mailboxes log in first.
+pub struct Operator {
+    pub client: BalClient<PscTokens>,
+    pub psc: Option<PscSession>,
+}
+
+impl Operator {
+    pub async fn open(config: &Config, bal: &BalConfig) -> Result<Operator> {
+        let policy = tls_policy(config)?;
+        let servers = discover(config, &policy, Some(bal), &bal.address).await?;
+        let servers = BalServers::discovered(servers.servers()?);
+        let psc = match bal.auth() {
+            BalAuth::Psc => Some(psc_login(config).await?),
+            BalAuth::Certificate => None,
+        };
+        let tokens = psc.clone().map(|session| Arc::new(PscTokens(session)));
+        let trace = Arc::new(TraceFile::open(&config.software.data_dir)?);
+        let client = BalClient::new(bal.clone(), servers, policy, tokens, trace)?;
+        Ok(Operator { client, psc })
+    }
+
+    /// Ends the PSC session (tokens die with the process anyway; this tells PSC).
+    pub async fn close(self) {
+        if let Some(psc) = self.psc
+            && let Err(e) = psc.logout().await
+        {
+            eprintln!("mss: warning: {e}");
+        }
+    }
+}
+
+/// Where the sync position of a mailbox's folder is kept between runs.
+pub fn sync_state_path(data_dir: &Path, address: &str, folder: &str) -> PathBuf {
+    let safe = |text: &str| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "@.-_+".contains(c) {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    data_dir
+        .join("sync")
+        .join(safe(address))
+        .join(format!("{}.json", safe(folder)))
+}
