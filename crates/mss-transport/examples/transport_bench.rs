@@ -1,7 +1,7 @@
 //! Transport benchmarks against real servers (not a test; figures go to docs/benchmarks.md).
 //!
 //! ```text
-//! cargo run --release -p mss-transport --example transport_bench -- [messages] [submissions]
+//! cargo run --release -p mss-transport --example transport_bench -- [messages] [submissions] [rounds]
 //! ```
 //!
 //! Starts the test PKI, the stand-in Pro Santé Connect, Dovecot and Postfix on 127.0.0.1,
@@ -52,6 +52,8 @@ async fn main() {
         .collect();
     let mailbox_size = args.first().copied().unwrap_or(10_000);
     let submissions = args.get(1).copied().unwrap_or(500);
+    let rounds = args.get(2).copied().unwrap_or(5).max(1);
+    println!("load average at start: {}", loadavg());
     let Some(s) = Servers::start(true) else {
         eprintln!("servers missing: run scripts/setup/mail.sh and scripts/setup/oidc.sh");
         std::process::exit(2);
@@ -128,7 +130,7 @@ async fn main() {
     let python = python_script(&s);
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
-    for round in 0..3 {
+    for round in 0..rounds {
         for limit in [500usize] {
             let started = Instant::now();
             let mut session = connect().await.expect("login");
@@ -178,7 +180,7 @@ async fn main() {
         theirs.push(count as f64 / secs);
     }
     println!(
-        "fetch, median of 3: mss {:.0} msg/s, imaplib {:.0} msg/s",
+        "fetch, median of {rounds}: mss {:.0} msg/s, imaplib {:.0} msg/s",
         median(ours),
         median(theirs)
     );
@@ -221,6 +223,12 @@ async fn main() {
             " (NOT ALL DELIVERED)"
         }
     );
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// Python imaplib doing the same job: STARTTLS against the same root, XOAUTH2, SELECT,
