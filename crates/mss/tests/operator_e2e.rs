@@ -457,3 +457,46 @@ fn the_session_reopens_after_token_expiry_and_a_cut_mid_idle_and_ends_with_psc()
     assert!(!status.success());
     assert!(stderr.contains("log in again"), "{stderr}");
 }
+
+#[test]
+fn login_once_opens_a_psc_session_and_logs_out() {
+    use mss_testkit::oidc::{OidcOptions, OidcProvider};
+    let Some(idp) = OidcProvider::start(OidcOptions::default().account("899700000001", ALICE))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mss.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[software]\nnil = \"MSS-TEST-NIL\"\n\n[psc]\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nflow = \"ciba\"\nlogin_hint = \"899700000001\"\n",
+            idp.issuer(),
+            idp.client_id(),
+            idp.client_secret()
+        ),
+    )
+    .unwrap();
+    let output = run(mss(&config, &["login", "--once"]));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let session: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(session["logged_in"], true);
+    assert_eq!(session["subject"], "899700000001");
+    assert_eq!(session["email"], ALICE);
+
+    // A professional who refuses on their device gets one line saying so.
+    idp.set_ciba_deny(&["899700000001"]);
+    let denied = run(mss(&config, &["login", "--once"]));
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "a prompt and one error line: {stderr}"
+    );
+    assert!(stderr.contains("access_denied"), "{stderr}");
+}
