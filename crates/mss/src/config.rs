@@ -152,3 +152,85 @@ fn one_line(message: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mss.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    const PSC: &str = "[psc]\nissuer = \"https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet\"\nclient_id = \"x\"\nclient_secret = \"s\"\n";
+
+    #[test]
+    fn the_contract_of_the_issue_loads_and_paths_follow_the_file() {
+        let text = format!(
+            "[software]\nnil = \"REF\"\n\n[tls]\nanchors = [\"pki/root.pem\"]\ncrl_dir = \"crl\"\n\n{PSC}flow = \"ciba\"\nlogin_hint = \"899700000001\"\nscope = \"openid scope_all\"\nacr_values = \"eidas1\"\n\n[[bal]]\naddress = \"jean.dupont@hopital.mssante.fr\"\nkind = \"per\"\nauth = \"psc\"\nimap = \"imap.example:143\"\nsmtp = \"smtp.example:587\"\nsecurity = \"starttls\"\n\n[[bal]]\naddress = \"dpi@hopital.mssante.fr\"\nkind = \"app\"\nclient_cert = \"pki/app.pem\"\nclient_key = \"pki/app.key\"\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mss.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.tls.anchors, [dir.path().join("pki/root.pem")]);
+        assert_eq!(config.software.data_dir, dir.path().join("mss-data"));
+        assert_eq!(config.bals.len(), 2);
+        assert_eq!(
+            config.bals[1].client_cert.as_deref(),
+            Some(dir.path().join("pki/app.pem").as_path())
+        );
+        assert_eq!(
+            config.bal(Some("DPI@hopital.mssante.fr")).unwrap().address,
+            "dpi@hopital.mssante.fr"
+        );
+        assert!(config.bal(None).unwrap_err().to_string().contains("--bal"));
+    }
+
+    #[test]
+    fn mistakes_are_named_in_one_line() {
+        let cases = [
+            ("[software]\nnil = \"REF\"\nnill = 1\n", "nill"),
+            ("[software]\nnil = \"\"\n", "software.nil"),
+            (
+                "[software]\nnil = \"REF\"\n[[bal]]\naddress = \"a@b.fr\"\nkind = \"per\"\n",
+                "[psc]",
+            ),
+            (
+                &format!(
+                    "[software]\nnil = \"REF\"\n{PSC}[[bal]]\naddress = \"a@b.fr\"\nkind = \"per\"\n"
+                ),
+                "tls.anchors",
+            ),
+            (
+                &format!(
+                    "[software]\nnil = \"REF\"\n[tls]\nanchors = [\"r.pem\"]\n{PSC}[[bal]]\naddress = \"a@b.fr\"\nkind = \"app\"\n"
+                ),
+                "client_cert",
+            ),
+            (
+                &format!(
+                    "[software]\nnil = \"REF\"\n[tls]\nanchors = [\"r.pem\"]\n{PSC}[[bal]]\naddress = \"a@b.fr\"\nkind = \"per\"\n[[bal]]\naddress = \"A@b.fr\"\nkind = \"org\"\n"
+                ),
+                "twice",
+            ),
+            (
+                "[software]\nnil = \"REF\"\n[[bal]]\naddress = \"a@b.fr\"\nkind = \"per\"\nimap = \"nohost\"\n",
+                "host:port",
+            ),
+        ];
+        for (text, needle) in cases {
+            let error = format!("{:#}", load(text).unwrap_err());
+            assert!(error.contains(needle), "{needle}: {error}");
+            assert!(!error.contains('\n'), "one line: {error}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_says_how_to_give_one() {
+        let error = Config::load(Path::new("/nonexistent/mss.toml")).unwrap_err();
+        assert!(format!("{error:#}").contains("--config"));
+    }
+}
