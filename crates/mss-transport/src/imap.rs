@@ -47,6 +47,7 @@
 //! # let _ = changes; Ok(()) }
 //! ```
 
+mod budget;
 pub(crate) mod handshake;
 mod mailbox;
 
@@ -70,7 +71,7 @@ use crate::sasl::{Mechanism, SaslClient};
 use crate::trace::{Action, Outcome, TraceEvent, TraceSink};
 
 /// The stream every session runs on.
-pub(crate) type Stream = TlsStream<TcpStream>;
+pub(crate) type Stream = budget::Budgeted<TlsStream<TcpStream>>;
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -158,6 +159,8 @@ pub struct ImapSession {
     capabilities: BTreeSet<String>,
     qresync: bool,
     tags: u32,
+    /// What the answer to the next command may take (see [`budget`]).
+    budget: budget::Budget,
     current: Option<Selected>,
     /// UIDs (and sizes) listed but not fetched yet in the selected folder.
     pending: std::collections::VecDeque<(u32, u32)>,
@@ -189,7 +192,9 @@ impl ImapSession {
             author: options.author.clone(),
             trace: trace.clone(),
             timeout: options.timeout,
+            budget: budget::Budget::default(),
         };
+        conn.budget.set(budget::ORDINARY);
         let stream = conn.open(endpoint, tls).await?;
         let mut client = async_imap::Client::new(stream);
         if endpoint.security == Security::Tls {
@@ -206,6 +211,7 @@ impl ImapSession {
             capabilities: BTreeSet::new(),
             qresync: false,
             tags,
+            budget: conn.budget,
             current: None,
             pending: Default::default(),
         };
@@ -263,7 +269,9 @@ impl ImapSession {
         Ok(())
     }
 
+    /// The connection, with the budget of an ordinary answer for the next command.
     pub(crate) fn session(&mut self) -> Result<&mut async_imap::Session<Stream>, TransportError> {
+        self.budget.set(budget::ORDINARY);
         let host = self.host.clone();
         self.session
             .as_mut()
@@ -297,6 +305,19 @@ impl ImapSession {
         command: &str,
         each: impl FnMut(&Response<'_>) -> Result<(), TransportError>,
     ) -> Result<Done, TransportError> {
+        self.raw_within(action, command, budget::ORDINARY, each)
+            .await
+    }
+
+    /// [`ImapSession::raw`] with the answer allowed `bytes` bytes.
+    pub(crate) async fn raw_within(
+        &mut self,
+        action: Action,
+        command: &str,
+        bytes: u64,
+        each: impl FnMut(&Response<'_>) -> Result<(), TransportError>,
+    ) -> Result<Done, TransportError> {
+        self.budget.set(bytes);
         self.tags += 1;
         let tag = format!("m{}", self.tags);
         let timeout = self.options.timeout;
@@ -348,6 +369,7 @@ struct Conn {
     author: String,
     trace: Arc<dyn TraceSink>,
     timeout: Duration,
+    budget: budget::Budget,
 }
 
 impl Conn {
@@ -398,6 +420,7 @@ impl Conn {
         };
         handshake::handshake(&endpoint.host, &self.host, tls, tcp, self.timeout)
             .await
+            .map(|tls| budget::Budgeted::new(tls, self.budget.clone()))
             .inspect(|_| self.record(Action::StartTls, "TLS handshake", "OK", true))
             .inspect_err(|e| self.record(Action::StartTls, "TLS handshake", &e.to_string(), false))
     }

@@ -314,6 +314,7 @@ impl ImapSession {
         self.pending.retain(|(uid, _)| *uid > state.last_uid);
         let mut batch = NewMessages::default();
         let mut wanted = Vec::new();
+        let mut wanted_bytes = 0u64;
         while wanted.len() + batch.oversized.len() < limit {
             let Some((uid, size)) = self.pending.pop_front() else {
                 break;
@@ -322,6 +323,7 @@ impl ImapSession {
                 batch.oversized.push((uid, size));
             } else {
                 wanted.push(uid);
+                wanted_bytes += u64::from(size);
             }
         }
         batch.more = !self.pending.is_empty();
@@ -331,7 +333,7 @@ impl ImapSession {
             .copied()
             .max();
         if !wanted.is_empty() {
-            batch.messages = self.fetch_bodies(&wanted).await?;
+            batch.messages = self.fetch_bodies(&wanted, wanted_bytes).await?;
         }
         if let Some(uid) = highest {
             state.last_uid = state.last_uid.max(uid);
@@ -372,14 +374,20 @@ impl ImapSession {
         Ok(())
     }
 
-    async fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Vec<FetchedMessage>, TransportError> {
+    async fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+        sizes: u64,
+    ) -> Result<Vec<FetchedMessage>, TransportError> {
         let set = uid_set(uids);
         let command = format!("UID FETCH {set} (UID FLAGS INTERNALDATE BODY.PEEK[])");
         let max = self.options.max_message_size as usize;
         let host = self.host.clone();
         let mut messages = Vec::with_capacity(uids.len());
         let wanted: std::collections::BTreeSet<u32> = uids.iter().copied().collect();
-        self.raw(Action::Fetch, &command, |r| {
+        // The announced sizes, plus room for flags, dates and unsolicited updates.
+        let allowance = sizes + uids.len() as u64 * 4096 + super::budget::ORDINARY;
+        self.raw_within(Action::Fetch, &command, allowance, |r| {
             let Response::Fetch(_, attributes) = r else {
                 return Ok(());
             };
@@ -440,6 +448,7 @@ impl ImapSession {
         }
         let timeout = self.options.timeout;
         let host = self.host.clone();
+        self.budget.set(super::budget::ORDINARY);
         let session = self
             .session
             .take()
