@@ -1,0 +1,13 @@
+//! The local MSSanté trust space, the other side of the wire from mss: a test PKI shaped
+//! like IGC Santé, a Pro Santé Connect simulator and the autoconfig document of the
+//! sandbox domain (docs/sandbox.md).
+//!
+//! This crate never depends on mss's own clients (mss-psc, mss-transport): it speaks the
+//! protocols from their specifications, so a bug shared by both sides cannot hide.
+
+mod error;
+mod fsio;
+pub mod pki;
+mod random;
+
+pub use error::SandboxError;
