@@ -63,6 +63,21 @@ pub struct DovecotConfig {
     pub client_ca: PathBuf,
     /// Token validation; `None` leaves XOAUTH2/OAUTHBEARER refusing everything.
     pub oauth2: Option<OAuth2>,
+    /// `auth_mechanisms`; `None` offers `xoauth2 oauthbearer external`.
+    pub mechanisms: Option<String>,
+}
+
+impl DovecotConfig {
+    /// TLS files and the client-certificate CA; no token validation, every mechanism.
+    pub fn new(server_cert: &Path, server_key: &Path, client_ca: &Path) -> Self {
+        DovecotConfig {
+            server_cert: server_cert.to_owned(),
+            server_key: server_key.to_owned(),
+            client_ca: client_ca.to_owned(),
+            oauth2: None,
+            mechanisms: None,
+        }
+    }
 }
 
 /// A running Dovecot; stopped (by PID) when dropped.
@@ -210,7 +225,7 @@ ssl_verify_client_cert = yes
 ssl_require_crl = no
 auth_ssl_username_from_cert = yes
 ssl_cert_username_field = commonName
-auth_mechanisms = xoauth2 oauthbearer external
+auth_mechanisms = {mechanisms}
 auth_verbose = yes
 auth_failure_delay = 0
 disable_plaintext_auth = yes
@@ -276,6 +291,10 @@ service lmtp {{
 }}
 "#,
             users_settings = users.settings,
+            mechanisms = c
+                .mechanisms
+                .as_deref()
+                .unwrap_or("xoauth2 oauthbearer external"),
             cert = c.server_cert.display(),
             key = c.server_key.display(),
             ca = c.client_ca.display(),

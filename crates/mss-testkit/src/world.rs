@@ -66,6 +66,7 @@ impl MailWorld {
                 issuers: vec![idp.issuer().to_owned()],
                 username_attribute: "email".to_owned(),
             }),
+            mechanisms: None,
         })?;
         let postfix = Postfix::start_or_skip(
             &dovecot,

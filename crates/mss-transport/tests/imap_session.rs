@@ -538,6 +538,7 @@ async fn a_server_outside_the_trust_space_never_sees_the_token() {
             server_key: leaf.key.clone(),
             client_ca: s.pki.ca_bundle.clone(),
             oauth2: None,
+            mechanisms: None,
         }) else {
             return;
         };
@@ -579,4 +580,74 @@ async fn a_server_outside_the_trust_space_never_sees_the_token() {
             "the impostor saw an authentication:\n{logs}"
         );
     }
+}
+
+#[tokio::test]
+async fn oauthbearer_when_the_server_offers_no_xoauth2() {
+    let Some(s) = Servers::start_all(
+        true,
+        Duration::from_secs(300),
+        10_000_000,
+        Some("oauthbearer external"),
+    ) else {
+        return;
+    };
+    let trace = MemorySink::default();
+    let session = login(&s, ALICE, &trace).await;
+    session.logout().await;
+    assert!(
+        trace
+            .events()
+            .iter()
+            .any(|e| e.request == "AUTHENTICATE OAUTHBEARER" && e.outcome == Outcome::Success)
+    );
+    assert!(s.dovecot.logs().contains("method=OAUTHBEARER"));
+
+    // A refused token: Dovecot's error challenge gets the %x01 answer RFC 7628 asks for.
+    let forged = SecretString::from(format!("{}x", s.token(ALICE).expose()));
+    let err = ImapSession::connect(
+        &starttls(&s),
+        s.tls(),
+        ImapAuth::Token {
+            user: ALICE,
+            token: &forged,
+        },
+        Arc::new(trace.clone()),
+        ImapOptions::new(ALICE),
+    )
+    .await
+    .expect_err("forged");
+    assert!(
+        matches!(&err, TransportError::TokenRefused { detail, .. } if detail.contains("(status invalid_token)")),
+        "{err}"
+    );
+
+    // The same fallback on Dovecot's submission service.
+    use mss_transport::smtp::{Envelope, SmtpAuth, SmtpOptions, SmtpSession};
+    let token = s.token(ALICE);
+    let mut smtp = SmtpSession::connect(
+        &Endpoint::new("127.0.0.1", s.dovecot.submission_port, Security::StartTls),
+        s.tls(),
+        SmtpAuth::Token {
+            user: ALICE,
+            token: &token,
+        },
+        Arc::new(trace.clone()),
+        SmtpOptions::new(ALICE),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", s.dovecot.logs()));
+    smtp.submit(
+        &Envelope::new(ALICE, [BOB]),
+        &message(ALICE, BOB, "bearer", 1),
+    )
+    .await
+    .expect("submit");
+    smtp.quit().await;
+    assert!(
+        trace
+            .events()
+            .iter()
+            .any(|e| e.request == "AUTH OAUTHBEARER" && e.outcome == Outcome::Success)
+    );
 }

@@ -40,6 +40,16 @@ impl Servers {
         token_ttl: Duration,
         message_size_limit: u64,
     ) -> Option<Servers> {
+        Self::start_all(with_postfix, token_ttl, message_size_limit, None)
+    }
+
+    /// Everything configurable; `mechanisms` is Dovecot's `auth_mechanisms`.
+    pub fn start_all(
+        with_postfix: bool,
+        token_ttl: Duration,
+        message_size_limit: u64,
+        mechanisms: Option<&str>,
+    ) -> Option<Servers> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let pki = TestPki::generate(dir.path()).expect("test PKI");
         let idp = OidcProvider::start(
@@ -57,6 +67,7 @@ impl Servers {
                 issuers: vec![idp.issuer().to_owned()],
                 username_attribute: "email".to_owned(),
             }),
+            mechanisms: mechanisms.map(str::to_owned),
         })?;
         let postfix = if with_postfix {
             let mut config = PostfixConfig::new(&pki.server.chain, &pki.server.key, "test.local");
