@@ -28,6 +28,7 @@ async fn dovecot_with_a_revoked_certificate_is_refused_and_with_a_good_one_accep
             server_key: leaf.key.clone(),
             client_ca: pki.ca_bundle.clone(),
             oauth2: None,
+            mechanisms: None,
         }) else {
             return;
         };
