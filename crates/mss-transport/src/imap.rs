@@ -47,7 +47,7 @@
 //! # let _ = changes; Ok(()) }
 //! ```
 
-mod budget;
+pub(crate) mod budget;
 pub(crate) mod handshake;
 mod mailbox;
 

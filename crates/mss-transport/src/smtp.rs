@@ -51,12 +51,13 @@ use smtp_proto::{
 use tokio::net::TcpStream;
 
 use crate::error::TransportError;
+use crate::imap::budget::{Budget, Budgeted, SMTP_REPLY};
 use crate::imap::handshake::handshake;
 use crate::imap::{Endpoint, Security};
 use crate::sasl::{Mechanism, SaslClient};
 use crate::trace::{Action, Outcome, TraceEvent, TraceSink};
 
-type Stream = tokio_rustls::client::TlsStream<TcpStream>;
+type Stream = Budgeted<tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// Longest `AUTH <mech> <initial response>` line sent as one command (RFC 5321 text line
 /// length); longer credentials go after the `334` continuation.
@@ -152,6 +153,8 @@ pub struct Receipt {
 /// An authenticated submission session.
 pub struct SmtpSession {
     client: SmtpClient<Stream>,
+    /// What the next reply may take: a hostile server cannot grow a reply without end.
+    budget: Budget,
     ehlo: EhloResponse<String>,
     host: String,
     trace: Arc<dyn TraceSink>,
@@ -179,6 +182,8 @@ impl SmtpSession {
         options: SmtpOptions,
     ) -> Result<SmtpSession, TransportError> {
         let host = endpoint.label();
+        let budget = Budget::default();
+        budget.set(SMTP_REPLY);
         let record = |action, request: &str, response: &str, ok: bool| {
             trace.record(TraceEvent::new(
                 &options.author,
@@ -221,10 +226,11 @@ impl SmtpSession {
 
         let tcp = if endpoint.security == Security::StartTls {
             let mut plain = SmtpClient {
-                stream: tcp,
+                stream: Budgeted::new(tcp, budget.clone()),
                 timeout: options.timeout,
             };
             greeting(&mut plain, &host, &record).await?;
+            budget.set(SMTP_REPLY);
             let ehlo = plain
                 .ehlo(&helo)
                 .await
@@ -236,6 +242,7 @@ impl SmtpSession {
                     detail: "STARTTLS is not offered: mss never continues without TLS".to_owned(),
                 });
             }
+            budget.set(SMTP_REPLY);
             let reply = plain
                 .cmd(b"STARTTLS\r\n")
                 .await
@@ -252,7 +259,8 @@ impl SmtpSession {
                     detail: format!("STARTTLS refused: {}", reply_text(&reply)),
                 });
             }
-            plain.stream
+            // Anything sent before the handshake is dropped with the plain stream.
+            plain.stream.into_inner()
         } else {
             tcp
         };
@@ -260,12 +268,14 @@ impl SmtpSession {
             .await
             .inspect(|_| record(Action::StartTls, "TLS handshake", "OK", true))
             .inspect_err(|e| record(Action::StartTls, "TLS handshake", &e.to_string(), false))?;
+        budget.set(SMTP_REPLY);
         let mut client = SmtpClient {
-            stream,
+            stream: Budgeted::new(stream, budget.clone()),
             timeout: options.timeout,
         };
         if endpoint.security == Security::Tls {
             greeting(&mut client, &host, &record).await?;
+            budget.set(SMTP_REPLY);
         }
         let ehlo = client
             .ehlo(&helo)
@@ -274,6 +284,7 @@ impl SmtpSession {
         record(Action::Capability, "EHLO", &ehlo_summary(&ehlo), true);
         let mut session = SmtpSession {
             client,
+            budget,
             ehlo,
             host,
             trace: trace.clone(),
@@ -453,6 +464,7 @@ impl SmtpSession {
         // server stores exactly the bytes we were given.
         let body = message.strip_suffix(b"\r\n").unwrap_or(message);
         let request = format!("DATA ({} bytes)", message.len());
+        self.budget.set(SMTP_REPLY * 2);
         let result = self.client.data(body).await;
         match result {
             Ok(reply) => {
@@ -478,6 +490,7 @@ impl SmtpSession {
 
     /// Ends the refused transaction (RSET) so the session can carry the next message.
     async fn reset(&mut self, error: TransportError) -> TransportError {
+        self.budget.set(SMTP_REPLY);
         if let Ok(reply) = self.client.cmd(b"RSET\r\n").await {
             self.record(
                 Action::Submit,
@@ -493,6 +506,7 @@ impl SmtpSession {
     pub async fn quit(self) {
         let record = self.trace.clone();
         let author = self.options.author.clone();
+        self.budget.set(SMTP_REPLY);
         let ok = self.client.quit().await.is_ok();
         record.record(TraceEvent::new(
             &author,
@@ -512,6 +526,7 @@ impl SmtpSession {
         line: &[u8],
         request: &str,
     ) -> Result<smtp_proto::Response<String>, TransportError> {
+        self.budget.set(SMTP_REPLY);
         match self.client.cmd(line).await {
             Ok(reply) => Ok(reply),
             Err(e) => {

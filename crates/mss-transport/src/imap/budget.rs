@@ -9,6 +9,9 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// Bytes one SMTP reply may take (a reply is a few lines; EHLO a few dozen).
+pub(crate) const SMTP_REPLY: u64 = 1024 * 1024;
+
 /// Bytes the answer to an ordinary command (LIST, SELECT, STORE, a UID listing…) may take.
 pub(crate) const ORDINARY: u64 = 64 * 1024 * 1024;
 
@@ -37,6 +40,11 @@ impl<S> Budgeted<S> {
             budget,
             scratch: Vec::new(),
         }
+    }
+
+    /// The stream underneath (to start TLS on it).
+    pub(crate) fn into_inner(self) -> S {
+        self.inner
     }
 }
 
