@@ -8,6 +8,7 @@
 mod error;
 mod fsio;
 pub mod pki;
+pub mod psc;
 mod random;
 
 pub use error::SandboxError;

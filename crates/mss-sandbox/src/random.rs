@@ -11,3 +11,9 @@ pub(crate) fn bytes<const N: usize>() -> Result<[u8; N], SandboxError> {
         .map_err(|_| SandboxError::Key("the system's random source failed".into()))?;
     Ok(out)
 }
+
+/// 256 random bits, base64url without padding: tokens, codes, secrets.
+pub(crate) fn token() -> Result<String, SandboxError> {
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes::<32>()?))
+}
