@@ -5,6 +5,7 @@
 //! This crate never depends on mss's own clients (mss-psc, mss-transport): it speaks the
 //! protocols from their specifications, so a bug shared by both sides cannot hide.
 
+pub mod autoconfig;
 mod error;
 mod fsio;
 pub mod pki;

@@ -5,7 +5,7 @@
 //! (the mailbox), `azp`, `aud`, `iat`, `exp`, `acr = eidas1`.
 
 mod keys;
-mod page;
+pub(crate) mod page;
 mod routes;
 mod state;
 
