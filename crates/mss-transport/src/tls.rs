@@ -85,6 +85,9 @@ pub struct TlsPolicy {
     check_chain: bool,
     needs: Arc<Mutex<CrlNeeds>>,
     warnings: Vec<String>,
+    /// The last verifier built, its CRL generation and until when its CRL set holds:
+    /// parsing a large CRL costs tens of milliseconds, not worth paying per session.
+    cached: Mutex<Option<(u64, i64, Arc<PolicyVerifier>)>>,
 }
 
 impl std::fmt::Debug for TlsPolicy {
@@ -185,6 +188,7 @@ impl TlsPolicy {
             check_chain,
             needs: Arc::default(),
             warnings,
+            cached: Mutex::new(None),
         })
     }
 
@@ -216,7 +220,21 @@ impl TlsPolicy {
 
     fn verifier(&self) -> Result<Arc<PolicyVerifier>, TransportError> {
         let now = now();
-        let (usable, _) = self.lock_crls().current(now);
+        let (generation, stable_until, usable) = {
+            let store = self.lock_crls();
+            (
+                store.generation,
+                store.stable_until(now),
+                store.current(now).0,
+            )
+        };
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((built_for, until, verifier)) = cached.as_ref()
+            && *built_for == generation
+            && now < *until
+        {
+            return Ok(verifier.clone());
+        }
         let no_crl = usable.is_empty();
         let mut builder =
             WebPkiServerVerifier::builder_with_provider(self.roots.clone(), self.provider.clone())
@@ -231,13 +249,15 @@ impl TlsPolicy {
         let inner = builder
             .build()
             .map_err(|e| config(&format!("TLS verifier: {e}")))?;
-        Ok(Arc::new(PolicyVerifier {
+        let verifier = Arc::new(PolicyVerifier {
             inner,
             no_crl,
             without_crl: self.without_crl,
             check_chain: self.check_chain,
             needs: self.needs.clone(),
-        }))
+        });
+        *cached = Some((generation, stable_until, verifier.clone()));
+        Ok(verifier)
     }
 
     /// Offers a CRL (DER or PEM) obtained by the caller; it is kept if it is valid and newer

@@ -300,3 +300,41 @@ async fn a_crl_replaces_the_stored_one_only_when_valid_and_newer() {
         "the newest CRL no longer lists it"
     );
 }
+
+#[tokio::test]
+async fn a_crl_that_expires_while_running_stops_being_used() {
+    let (dir, pki) = pki();
+    let now = OffsetDateTime::now_utc();
+    let crl_dir = dir.path().join("crl");
+    std::fs::create_dir_all(&crl_dir).unwrap();
+    let short = pki
+        .crl_der(
+            &[],
+            now - time::Duration::minutes(1),
+            now + time::Duration::seconds(2),
+        )
+        .unwrap();
+    std::fs::write(crl_dir.join("short.crl"), short).unwrap();
+    let policy = policy(&pki, &crl_dir, None);
+    let server = TlsServer::start(&pki.server, None).await;
+    assert_eq!(
+        connect(
+            policy.client_config(None).unwrap(),
+            server.addr,
+            "127.0.0.1"
+        )
+        .await
+        .unwrap(),
+        "ok\n"
+    );
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let refused = failure(
+        connect(
+            policy.client_config(None).unwrap(),
+            server.addr,
+            "127.0.0.1",
+        )
+        .await,
+    );
+    assert!(no_valid_crl(&refused), "{refused:?}");
+}

@@ -130,6 +130,8 @@ pub enum CrlUpdate {
 pub(crate) struct CrlStore {
     dir: Option<PathBuf>,
     crls: Vec<StoredCrl>,
+    /// Bumped when the set of CRLs changes, so a cached verifier knows it is stale.
+    pub generation: u64,
 }
 
 impl CrlStore {
@@ -139,6 +141,7 @@ impl CrlStore {
         let mut store = CrlStore {
             dir: dir.map(Path::to_owned),
             crls: Vec::new(),
+            generation: 0,
         };
         let mut warnings = Vec::new();
         let Some(dir) = dir else {
@@ -181,6 +184,24 @@ impl CrlStore {
             Some(_) => {}
             None => self.crls.push(crl),
         }
+    }
+
+    /// Until when the answer of [`CrlStore::current`] stays the same: the first moment a
+    /// used CRL expires or a stored one becomes valid.
+    pub(crate) fn stable_until(&self, now: i64) -> i64 {
+        self.crls
+            .iter()
+            .filter_map(|crl| {
+                if crl.is_current(now) {
+                    crl.next_update
+                } else if crl.this_update > now + CLOCK_SKEW_SECONDS {
+                    Some(crl.this_update - CLOCK_SKEW_SECONDS)
+                } else {
+                    None
+                }
+            })
+            .min()
+            .unwrap_or(i64::MAX)
     }
 
     /// The CRLs usable at `now`, and the issuers whose CRL has expired.
@@ -234,6 +255,7 @@ impl CrlStore {
         }
         self.crls.retain(|c| c.issuer != crl.issuer);
         self.crls.push(crl);
+        self.generation += 1;
         CrlUpdate::Stored { issuer }
     }
 }
