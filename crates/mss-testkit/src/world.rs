@@ -23,6 +23,18 @@ pub struct MailWorld {
     _temp: tempfile::TempDir,
 }
 
+/// Dovecot as an MSSanté operator of the test world: the PKI's server certificate, client
+/// certificates of the PKI for EXTERNAL, and tokens of `idp` checked locally (by `email`).
+pub fn dovecot_config(pki: &TestPki, idp: &OidcProvider) -> DovecotConfig {
+    let mut config = DovecotConfig::new(&pki.server.chain, &pki.server.key, &pki.ca_bundle);
+    config.oauth2 = Some(OAuth2 {
+        key_dir: idp.keys_dir().to_owned(),
+        issuers: vec![idp.issuer().to_owned()],
+        username_attribute: "email".to_owned(),
+    });
+    config
+}
+
 /// One `[[bal]]` of a generated configuration.
 #[derive(Debug, Clone)]
 pub struct Bal {
@@ -57,17 +69,7 @@ impl MailWorld {
             options = options.account(id, address);
         }
         let idp = OidcProvider::start(options)?;
-        let dovecot = Dovecot::start_or_skip(DovecotConfig {
-            server_cert: pki.server.chain.clone(),
-            server_key: pki.server.key.clone(),
-            client_ca: pki.ca_bundle.clone(),
-            oauth2: Some(OAuth2 {
-                key_dir: idp.keys_dir().to_owned(),
-                issuers: vec![idp.issuer().to_owned()],
-                username_attribute: "email".to_owned(),
-            }),
-            mechanisms: None,
-        })?;
+        let dovecot = Dovecot::start_or_skip(dovecot_config(&pki, &idp))?;
         let postfix = Postfix::start_or_skip(
             &dovecot,
             PostfixConfig::new(&pki.server.chain, &pki.server.key, DOMAIN),

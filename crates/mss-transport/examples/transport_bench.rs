@@ -16,8 +16,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mss_transport::imap::{Endpoint, ImapAuth, ImapOptions, ImapSession, Security, SyncState};
-use mss_transport::smtp::{Envelope, SmtpAuth, SmtpOptions, SmtpSession};
+use mss_transport::imap::{Credentials, Endpoint, ImapOptions, ImapSession, Security, SyncState};
+use mss_transport::smtp::{Envelope, SmtpOptions, SmtpSession};
 use mss_transport::trace::NoTrace;
 use secrecy::ExposeSecret;
 use support::{ALICE, BOB, Servers};
@@ -81,7 +81,7 @@ async fn main() {
         ImapSession::connect(
             &imap,
             tls.clone(),
-            ImapAuth::Token {
+            Credentials::Token {
                 user: ALICE,
                 token: &token,
             },
@@ -190,7 +190,7 @@ async fn main() {
     let mut smtp = SmtpSession::connect(
         &smtp_endpoint,
         tls.clone(),
-        SmtpAuth::Token {
+        Credentials::Token {
             user: ALICE,
             token: &token,
         },

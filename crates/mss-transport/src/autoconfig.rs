@@ -364,9 +364,9 @@ pub async fn discover<R: SrvResolver, F: Fetcher>(
 
 /// The four RFC 6186 services: name prefix, which protocol, how TLS starts.
 const SERVICES: [(&str, bool, Security); 4] = [
-    ("_imap._tcp", true, Security::Starttls),
+    ("_imap._tcp", true, Security::StartTls),
     ("_imaps._tcp", true, Security::Tls),
-    ("_submission._tcp", false, Security::Starttls),
+    ("_submission._tcp", false, Security::StartTls),
     ("_submissions._tcp", false, Security::Tls),
 ];
 
@@ -420,7 +420,7 @@ async fn from_srv<R: SrvResolver>(
         list.sort_by_key(|(r, s, _)| {
             (
                 r.priority,
-                *s != Security::Starttls,
+                *s != Security::StartTls,
                 std::cmp::Reverse(r.weight),
             )
         });

@@ -34,7 +34,7 @@ pub enum BalAuth {
 pub enum Security {
     /// Plain connection upgraded with STARTTLS (IMAP 143, submission 587): the MSSanté default.
     #[default]
-    Starttls,
+    StartTls,
     /// TLS from the first byte (IMAPS 993, submissions 465).
     Tls,
 }
@@ -186,7 +186,7 @@ mod tests {
             auth,
             imap: None,
             smtp: None,
-            security: Security::Starttls,
+            security: Security::StartTls,
             client_cert: cert.then(|| "app.pem".into()),
             client_key: None,
         }

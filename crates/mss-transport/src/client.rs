@@ -6,10 +6,10 @@
 //! (the sync position, the messages already received) lives outside the attempt, so a cut
 //! never loses a message nor delivers one twice.
 
-use crate::bal::{BalAuth, BalConfig, Security};
+use crate::bal::{BalAuth, BalConfig};
 use crate::error::TransportError;
-use crate::imap::{self, FetchedMessage, ImapAuth, ImapOptions, ImapSession, SyncState};
-use crate::smtp::{Envelope, Receipt, SmtpAuth, SmtpOptions, SmtpSession};
+use crate::imap::{self, Credentials, FetchedMessage, ImapOptions, ImapSession, SyncState};
+use crate::smtp::{Envelope, Receipt, SmtpOptions, SmtpSession};
 use crate::supervisor::{BalStatus, RetryPolicy, TokenSource, supervise};
 use crate::tls::{ClientIdentity, TlsPolicy};
 use crate::trace::TraceSink;
@@ -29,10 +29,7 @@ pub struct BalServers {
 impl BalServers {
     /// The servers written in the `[[bal]]` table, if both are there.
     pub fn explicit(bal: &BalConfig) -> Option<BalServers> {
-        let security = match bal.security {
-            Security::Starttls => imap::Security::StartTls,
-            Security::Tls => imap::Security::Tls,
-        };
+        let security = bal.security;
         let (imap, smtp) = (bal.imap.as_ref()?, bal.smtp.as_ref()?);
         Some(BalServers {
             imap: imap::Endpoint::new(imap.host.clone(), imap.port, security),
@@ -43,11 +40,11 @@ impl BalServers {
     /// The servers autoconfiguration found.
     pub fn discovered(servers: &crate::autoconfig::Servers) -> BalServers {
         let convert = |server: &crate::autoconfig::Server| {
-            let security = match server.security {
-                Security::Starttls => imap::Security::StartTls,
-                Security::Tls => imap::Security::Tls,
-            };
-            imap::Endpoint::new(server.endpoint.host.clone(), server.endpoint.port, security)
+            imap::Endpoint::new(
+                server.endpoint.host.clone(),
+                server.endpoint.port,
+                server.security,
+            )
         };
         BalServers {
             imap: convert(&servers.imap),
@@ -142,11 +139,11 @@ impl<S: TokenSource> BalClient<S> {
     async fn open_imap(&self, token: Option<&SecretString>) -> Result<ImapSession, TransportError> {
         let tls = self.tls.client_config(self.identity.as_ref())?;
         let auth = match token {
-            Some(token) => ImapAuth::Token {
+            Some(token) => Credentials::Token {
                 user: &self.bal.address,
                 token,
             },
-            None => ImapAuth::Certificate { authzid: None },
+            None => Credentials::Certificate { authzid: None },
         };
         let mut options = ImapOptions::new(self.bal.address.clone());
         options.timeout = self.timeout;
@@ -156,11 +153,11 @@ impl<S: TokenSource> BalClient<S> {
     async fn open_smtp(&self, token: Option<&SecretString>) -> Result<SmtpSession, TransportError> {
         let tls = self.tls.client_config(self.identity.as_ref())?;
         let auth = match token {
-            Some(token) => SmtpAuth::Token {
+            Some(token) => Credentials::Token {
                 user: &self.bal.address,
                 token,
             },
-            None => SmtpAuth::Certificate { authzid: None },
+            None => Credentials::Certificate { authzid: None },
         };
         let mut options = SmtpOptions::new(self.bal.address.clone());
         options.timeout = self.timeout;

@@ -19,7 +19,7 @@
 //! ```no_run
 //! # async fn demo(tls: std::sync::Arc<rustls::ClientConfig>, token: secrecy::SecretString)
 //! # -> Result<(), mss_transport::TransportError> {
-//! use mss_transport::imap::{Endpoint, ImapAuth, ImapOptions, ImapSession, Security, SyncState};
+//! use mss_transport::imap::{Endpoint, Credentials, ImapOptions, ImapSession, Security, SyncState};
 //! use mss_transport::trace::MemorySink;
 //! use std::sync::Arc;
 //!
@@ -28,7 +28,7 @@
 //! let mut session = ImapSession::connect(
 //!     &endpoint,
 //!     tls,
-//!     ImapAuth::Token { user, token: &token },
+//!     Credentials::Token { user, token: &token },
 //!     Arc::new(MemorySink::default()),
 //!     ImapOptions::new(user),
 //! )
@@ -61,10 +61,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::imap_proto::{Capability, Response, Status};
-use secrecy::SecretString;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+
+pub use crate::bal::Security;
+pub use crate::sasl::Credentials;
 
 use crate::error::TransportError;
 use crate::sasl::{Mechanism, SaslClient};
@@ -72,16 +74,6 @@ use crate::trace::{Action, Outcome, TraceEvent, TraceSink};
 
 /// The stream every session runs on.
 pub(crate) type Stream = budget::Budgeted<TlsStream<TcpStream>>;
-
-/// How the connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Security {
-    /// Plain connection upgraded with STARTTLS before anything else (IMAP 143, SMTP 587).
-    StartTls,
-    /// TLS from the first byte (IMAP 993, SMTP 465).
-    Tls,
-}
 
 /// Where a server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,28 +94,6 @@ impl Endpoint {
 
     pub(crate) fn label(&self) -> String {
         format!("{}:{}", self.host, self.port)
-    }
-}
-
-/// How the mailbox proves who it is.
-#[derive(Clone, Copy)]
-pub enum ImapAuth<'a> {
-    /// BAL PER/ORG: XOAUTH2 (or OAUTHBEARER) with a Pro Santé Connect access token.
-    Token {
-        user: &'a str,
-        token: &'a SecretString,
-    },
-    /// BAL APP: EXTERNAL; the identity is the client certificate in the TLS config.
-    /// `authzid` is usually `None` (be whoever the certificate names).
-    Certificate { authzid: Option<&'a str> },
-}
-
-impl std::fmt::Debug for ImapAuth<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ImapAuth::Token { user, .. } => write!(f, "Token {{ user: {user:?}, .. }}"),
-            ImapAuth::Certificate { authzid } => write!(f, "Certificate {{ {authzid:?} }}"),
-        }
     }
 }
 
@@ -183,7 +153,7 @@ impl ImapSession {
     pub async fn connect(
         endpoint: &Endpoint,
         tls: Arc<rustls::ClientConfig>,
-        auth: ImapAuth<'_>,
+        auth: Credentials<'_>,
         trace: Arc<dyn TraceSink>,
         options: ImapOptions,
     ) -> Result<ImapSession, TransportError> {
@@ -519,12 +489,12 @@ impl Conn {
     async fn authenticate(
         &mut self,
         client: async_imap::Client<Stream>,
-        auth: ImapAuth<'_>,
+        auth: Credentials<'_>,
         caps: &BTreeSet<String>,
     ) -> Result<async_imap::Session<Stream>, TransportError> {
         let config = |detail: String| TransportError::Config(detail);
         let mut sasl = match auth {
-            ImapAuth::Token { user, token } => {
+            Credentials::Token { user, token } => {
                 let mechanism = if caps.contains("AUTH=XOAUTH2") {
                     Mechanism::XOAuth2
                 } else if caps.contains("AUTH=OAUTHBEARER") {
@@ -537,7 +507,7 @@ impl Conn {
                 };
                 SaslClient::token(mechanism, user, token).map_err(|e| config(e.to_string()))?
             }
-            ImapAuth::Certificate { authzid } => {
+            Credentials::Certificate { authzid } => {
                 if !caps.contains("AUTH=EXTERNAL") {
                     return Err(TransportError::CertificateRefused {
                         host: self.host.clone(),
@@ -716,6 +686,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
 
     #[test]
     fn server_text_is_kept_from_async_imap_errors() {
@@ -729,7 +700,7 @@ mod tests {
     #[test]
     fn auth_debug_never_shows_the_token() {
         let token = SecretString::from("SECRETTOKEN");
-        let auth = ImapAuth::Token {
+        let auth = Credentials::Token {
             user: "a@b",
             token: &token,
         };

@@ -223,6 +223,28 @@ fn error_status(challenge: &[u8]) -> String {
     }
 }
 
+/// How a mailbox proves who it is, on IMAP and on submission alike.
+#[derive(Clone, Copy)]
+pub enum Credentials<'a> {
+    /// BAL PER/ORG: XOAUTH2 (or OAUTHBEARER) with a Pro Santé Connect access token.
+    Token {
+        user: &'a str,
+        token: &'a SecretString,
+    },
+    /// BAL APP: EXTERNAL; the identity is the client certificate in the TLS config.
+    /// `authzid` is usually `None` (be whoever the certificate names).
+    Certificate { authzid: Option<&'a str> },
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Token { user, .. } => write!(f, "Token {{ user: {user:?}, .. }}"),
+            Credentials::Certificate { authzid } => write!(f, "Certificate {{ {authzid:?} }}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

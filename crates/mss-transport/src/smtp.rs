@@ -16,7 +16,7 @@
 //! # async fn demo(tls: std::sync::Arc<rustls::ClientConfig>, token: secrecy::SecretString,
 //! #               message: Vec<u8>) -> Result<(), mss_transport::TransportError> {
 //! use mss_transport::imap::{Endpoint, Security};
-//! use mss_transport::smtp::{Envelope, SmtpAuth, SmtpOptions, SmtpSession};
+//! use mss_transport::smtp::{Envelope, Credentials, SmtpOptions, SmtpSession};
 //! use mss_transport::trace::NoTrace;
 //! use std::sync::Arc;
 //!
@@ -25,7 +25,7 @@
 //! let mut smtp = SmtpSession::connect(
 //!     &endpoint,
 //!     tls,
-//!     SmtpAuth::Token { user, token: &token },
+//!     Credentials::Token { user, token: &token },
 //!     Arc::new(NoTrace),
 //!     SmtpOptions::new(user),
 //! )
@@ -43,12 +43,13 @@ use std::time::Duration;
 
 use base64::Engine;
 use mail_send::SmtpClient;
-use secrecy::SecretString;
 use secrecy::zeroize::Zeroizing;
 use smtp_proto::{
     AUTH_EXTERNAL, AUTH_OAUTHBEARER, AUTH_XOAUTH2, EXT_DSN, EXT_SIZE, EXT_START_TLS, EhloResponse,
 };
 use tokio::net::TcpStream;
+
+pub use crate::sasl::Credentials;
 
 use crate::error::TransportError;
 use crate::imap::budget::{Budget, Budgeted, SMTP_REPLY};
@@ -62,27 +63,6 @@ type Stream = Budgeted<tokio_rustls::client::TlsStream<TcpStream>>;
 /// Longest `AUTH <mech> <initial response>` line sent as one command (RFC 5321 text line
 /// length); longer credentials go after the `334` continuation.
 pub const MAX_INLINE_AUTH_LINE: usize = 998;
-
-/// How the mailbox proves who it is.
-#[derive(Clone, Copy)]
-pub enum SmtpAuth<'a> {
-    /// BAL PER/ORG: XOAUTH2 (or OAUTHBEARER) with a Pro Santé Connect access token.
-    Token {
-        user: &'a str,
-        token: &'a SecretString,
-    },
-    /// BAL APP: EXTERNAL with the client certificate of the TLS config.
-    Certificate { authzid: Option<&'a str> },
-}
-
-impl std::fmt::Debug for SmtpAuth<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SmtpAuth::Token { user, .. } => write!(f, "Token {{ user: {user:?}, .. }}"),
-            SmtpAuth::Certificate { authzid } => write!(f, "Certificate {{ {authzid:?} }}"),
-        }
-    }
-}
 
 /// Bounds and identity of a session.
 #[derive(Debug, Clone)]
@@ -177,7 +157,7 @@ impl SmtpSession {
     pub async fn connect(
         endpoint: &Endpoint,
         tls: Arc<rustls::ClientConfig>,
-        auth: SmtpAuth<'_>,
+        auth: Credentials<'_>,
         trace: Arc<dyn TraceSink>,
         options: SmtpOptions,
     ) -> Result<SmtpSession, TransportError> {
@@ -304,10 +284,10 @@ impl SmtpSession {
         self.ehlo.has_capability(EXT_DSN)
     }
 
-    async fn authenticate(&mut self, auth: SmtpAuth<'_>) -> Result<(), TransportError> {
+    async fn authenticate(&mut self, auth: Credentials<'_>) -> Result<(), TransportError> {
         let offered = self.ehlo.auth_mechanisms;
         let mut sasl = match auth {
-            SmtpAuth::Token { user, token } => {
+            Credentials::Token { user, token } => {
                 let mechanism = if offered & AUTH_XOAUTH2 != 0 {
                     Mechanism::XOAuth2
                 } else if offered & AUTH_OAUTHBEARER != 0 {
@@ -321,7 +301,7 @@ impl SmtpSession {
                 SaslClient::token(mechanism, user, token)
                     .map_err(|e| TransportError::Config(e.to_string()))?
             }
-            SmtpAuth::Certificate { authzid } => {
+            Credentials::Certificate { authzid } => {
                 if offered & AUTH_EXTERNAL == 0 {
                     return Err(TransportError::CertificateRefused {
                         host: self.host.clone(),

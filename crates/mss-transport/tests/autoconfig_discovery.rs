@@ -136,7 +136,7 @@ async fn srv_records_come_before_the_xml_and_the_report_says_so() {
         servers.imap.endpoint,
         endpoint("imap.hopital.mssante.fr", 143)
     );
-    assert_eq!(servers.imap.security, Security::Starttls);
+    assert_eq!(servers.imap.security, Security::StartTls);
     assert_eq!(
         servers.smtp.endpoint,
         endpoint("smtp.hopital.mssante.fr", 587)
@@ -204,7 +204,7 @@ async fn srv_priorities_compare_across_starttls_and_implicit_tls() {
     // Same priority: STARTTLS, the documented MSSanté mode, wins over weight.
     assert_eq!(
         (servers.smtp.endpoint.port, servers.smtp.security),
-        (587, Security::Starttls)
+        (587, Security::StartTls)
     );
 }
 

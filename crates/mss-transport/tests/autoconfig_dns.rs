@@ -133,7 +133,7 @@ async fn srv_records_from_a_real_dns_server() {
             servers.imap.endpoint.port,
             servers.imap.security
         ),
-        ("imap.hopital.mssante.fr", 143, Security::Starttls)
+        ("imap.hopital.mssante.fr", 143, Security::StartTls)
     );
     assert_eq!(servers.smtp.endpoint.port, 587);
     assert!(matches!(&report.attempts[3].outcome, Outcome::NotFound(_)));

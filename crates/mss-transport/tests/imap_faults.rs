@@ -13,8 +13,8 @@ use imap_support::{ALICE, BOB, Servers, message, wait_for_messages};
 use mss_testkit::faultproxy::{Action as Fault, Direction, FaultProxy, Mode, Trigger};
 use mss_transport::TransportError;
 use mss_transport::error::Recovery;
-use mss_transport::imap::{Endpoint, ImapAuth, ImapOptions, ImapSession, Security, SyncState};
-use mss_transport::smtp::{Envelope, SmtpAuth, SmtpOptions, SmtpSession};
+use mss_transport::imap::{Credentials, Endpoint, ImapOptions, ImapSession, Security, SyncState};
+use mss_transport::smtp::{Envelope, SmtpOptions, SmtpSession};
 use mss_transport::trace::NoTrace;
 
 async fn proxy_to(port: u16) -> FaultProxy {
@@ -30,7 +30,7 @@ async fn imap_via(s: &Servers, proxy: &FaultProxy, timeout: Duration) -> ImapSes
     ImapSession::connect(
         &Endpoint::new("127.0.0.1", proxy.addr().port(), Security::StartTls),
         s.tls(),
-        ImapAuth::Token {
+        Credentials::Token {
             user: ALICE,
             token: &token,
         },
@@ -172,7 +172,7 @@ async fn cut_mid_data_delivers_nothing_and_a_resend_delivers_once() {
         SmtpSession::connect(
             &endpoint,
             s.tls(),
-            SmtpAuth::Token {
+            Credentials::Token {
                 user: ALICE,
                 token: &token,
             },

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mss_transport::TransportError;
-use mss_transport::imap::{Endpoint, ImapAuth, ImapOptions, ImapSession, Security};
-use mss_transport::smtp::{SmtpAuth, SmtpOptions, SmtpSession};
+use mss_transport::imap::{Credentials, Endpoint, ImapOptions, ImapSession, Security};
+use mss_transport::smtp::{SmtpOptions, SmtpSession};
 use mss_transport::trace::NoTrace;
 use secrecy::SecretString;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -70,7 +70,7 @@ async fn imap_without_starttls_gets_no_credentials() {
     let err = ImapSession::connect(
         &Endpoint::new("127.0.0.1", port, Security::StartTls),
         tls(),
-        ImapAuth::Token {
+        Credentials::Token {
             user: "a@test.local",
             token: &token,
         },
@@ -102,7 +102,7 @@ async fn smtp_without_starttls_gets_no_credentials() {
     let err = SmtpSession::connect(
         &Endpoint::new("127.0.0.1", port, Security::StartTls),
         tls(),
-        SmtpAuth::Token {
+        Credentials::Token {
             user: "a@test.local",
             token: &token,
         },
@@ -123,7 +123,7 @@ async fn smtp_without_starttls_gets_no_credentials() {
 async fn a_bye_greeting_is_a_refusal_and_silence_a_timeout() {
     let (port, _) = scripted("* BYE too many connections\r\n", |_| None).await;
     let token = SecretString::from("abc");
-    let auth = ImapAuth::Token {
+    let auth = Credentials::Token {
         user: "a@test.local",
         token: &token,
     };

@@ -10,7 +10,7 @@ use std::time::Duration;
 use imap_support::{ALICE, APP, BOB, Servers, message};
 use mss_transport::TransportError;
 use mss_transport::imap::{
-    Endpoint, FlagOp, IdleEvent, ImapAuth, ImapOptions, ImapSession, Security, SyncState,
+    Credentials, Endpoint, FlagOp, IdleEvent, ImapOptions, ImapSession, Security, SyncState,
 };
 use mss_transport::trace::{Action, MemorySink, Outcome};
 use secrecy::SecretString;
@@ -24,7 +24,7 @@ async fn login(s: &Servers, user: &str, trace: &MemorySink) -> ImapSession {
     ImapSession::connect(
         &starttls(s),
         s.tls(),
-        ImapAuth::Token {
+        Credentials::Token {
             user,
             token: &token,
         },
@@ -49,7 +49,7 @@ async fn xoauth2_login_on_starttls_and_implicit_tls() {
         let session = ImapSession::connect(
             &endpoint,
             s.tls(),
-            ImapAuth::Token {
+            Credentials::Token {
                 user: ALICE,
                 token: &token,
             },
@@ -97,7 +97,7 @@ async fn external_login_with_a_client_certificate() {
     let mut session = ImapSession::connect(
         &starttls(&s),
         s.tls_with_client_cert(APP),
-        ImapAuth::Certificate { authzid: None },
+        Credentials::Certificate { authzid: None },
         Arc::new(trace.clone()),
         ImapOptions::new(APP),
     )
@@ -116,7 +116,7 @@ async fn external_login_with_a_client_certificate() {
     let err = ImapSession::connect(
         &starttls(&s),
         s.tls(),
-        ImapAuth::Certificate { authzid: None },
+        Credentials::Certificate { authzid: None },
         Arc::new(trace.clone()),
         ImapOptions::new(APP),
     )
@@ -142,7 +142,7 @@ async fn refused_tokens_are_token_refused_after_the_error_challenge() {
         let err = ImapSession::connect(
             &starttls(&s),
             s.tls(),
-            ImapAuth::Token { user: ALICE, token },
+            Credentials::Token { user: ALICE, token },
             Arc::new(trace.clone()),
             ImapOptions::new(ALICE),
         )
@@ -285,7 +285,7 @@ async fn oversized_messages_are_listed_not_downloaded() {
     let mut session = ImapSession::connect(
         &starttls(&s),
         s.tls(),
-        ImapAuth::Token {
+        Credentials::Token {
             user: ALICE,
             token: &token,
         },
@@ -467,7 +467,7 @@ async fn traces_never_contain_the_token() {
     let mut session = ImapSession::connect(
         &starttls(&s),
         s.tls(),
-        ImapAuth::Token {
+        Credentials::Token {
             user: ALICE,
             token: &token,
         },
@@ -484,7 +484,7 @@ async fn traces_never_contain_the_token() {
     let _ = ImapSession::connect(
         &starttls(&s),
         s.tls(),
-        ImapAuth::Token {
+        Credentials::Token {
             user: ALICE,
             token: &bad,
         },
@@ -550,7 +550,7 @@ async fn a_server_outside_the_trust_space_never_sees_the_token() {
             let err = ImapSession::connect(
                 &endpoint,
                 s.tls(),
-                ImapAuth::Token {
+                Credentials::Token {
                     user: ALICE,
                     token: &token,
                 },
@@ -608,7 +608,7 @@ async fn oauthbearer_when_the_server_offers_no_xoauth2() {
     let err = ImapSession::connect(
         &starttls(&s),
         s.tls(),
-        ImapAuth::Token {
+        Credentials::Token {
             user: ALICE,
             token: &forged,
         },
@@ -623,12 +623,12 @@ async fn oauthbearer_when_the_server_offers_no_xoauth2() {
     );
 
     // The same fallback on Dovecot's submission service.
-    use mss_transport::smtp::{Envelope, SmtpAuth, SmtpOptions, SmtpSession};
+    use mss_transport::smtp::{Envelope, SmtpOptions, SmtpSession};
     let token = s.token(ALICE);
     let mut smtp = SmtpSession::connect(
         &Endpoint::new("127.0.0.1", s.dovecot.submission_port, Security::StartTls),
         s.tls(),
-        SmtpAuth::Token {
+        Credentials::Token {
             user: ALICE,
             token: &token,
         },

@@ -10,7 +10,7 @@ use imap_support::{ALICE, APP, BOB, Servers, message, wait_for_messages};
 use mss_transport::TransportError;
 use mss_transport::imap::{Endpoint, Security};
 use mss_transport::smtp::{
-    Dsn, Envelope, MAX_INLINE_AUTH_LINE, SmtpAuth, SmtpOptions, SmtpSession,
+    Credentials, Dsn, Envelope, MAX_INLINE_AUTH_LINE, SmtpOptions, SmtpSession,
 };
 use mss_transport::trace::{Action, MemorySink, Outcome};
 use secrecy::{ExposeSecret, SecretString};
@@ -33,7 +33,7 @@ async fn smtp_login(
     SmtpSession::connect(
         endpoint,
         s.tls(),
-        SmtpAuth::Token {
+        Credentials::Token {
             user,
             token: &token,
         },
@@ -128,7 +128,7 @@ async fn long_token_goes_after_the_continuation_on_dovecot_submission() {
     let mut smtp = SmtpSession::connect(
         &dovecot_submission(&s),
         s.tls(),
-        SmtpAuth::Token {
+        Credentials::Token {
             user: ALICE,
             token: &token,
         },
@@ -155,7 +155,7 @@ async fn external_with_a_client_certificate_on_dovecot_submission() {
     let mut smtp = SmtpSession::connect(
         &dovecot_submission(&s),
         s.tls_with_client_cert(APP),
-        SmtpAuth::Certificate { authzid: None },
+        Credentials::Certificate { authzid: None },
         Arc::new(trace.clone()),
         SmtpOptions::new(APP),
     )
@@ -174,7 +174,7 @@ async fn external_with_a_client_certificate_on_dovecot_submission() {
     let err = SmtpSession::connect(
         &postfix_submission(&s),
         s.tls_with_client_cert(APP),
-        SmtpAuth::Certificate { authzid: None },
+        Credentials::Certificate { authzid: None },
         Arc::new(trace.clone()),
         SmtpOptions::new(APP),
     )
@@ -199,7 +199,7 @@ async fn refused_tokens_are_token_refused_on_both_servers() {
         let err = SmtpSession::connect(
             &endpoint,
             s.tls(),
-            SmtpAuth::Token {
+            Credentials::Token {
                 user: ALICE,
                 token: &forged,
             },

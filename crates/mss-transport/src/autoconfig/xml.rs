@@ -85,7 +85,7 @@ fn server(node: roxmltree::Node<'_, '_>, domain: &str) -> XmlServer {
     };
     let socket_type = child_text("socketType");
     let security = match socket_type.to_ascii_uppercase().as_str() {
-        "STARTTLS" => Some(Security::Starttls),
+        "STARTTLS" => Some(Security::StartTls),
         "SSL" | "TLS" => Some(Security::Tls),
         _ => None,
     };
@@ -153,7 +153,7 @@ mod tests {
         assert_eq!(imap.kind, "imap");
         assert_eq!(imap.hostname, "imap.hopital.mssante.fr");
         assert_eq!(imap.port, Some(143));
-        assert_eq!(imap.security, Some(Security::Starttls));
+        assert_eq!(imap.security, Some(Security::StartTls));
         assert_eq!(
             imap.auth,
             vec![AuthMethod::OAuth2, AuthMethod::ClientCertificate]
@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(smtp.hostname, "smtp.mssante.fr");
         assert_eq!(
             (smtp.port, smtp.security),
-            (Some(587), Some(Security::Starttls))
+            (Some(587), Some(Security::StartTls))
         );
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mss_testkit::dovecot::{Dovecot, DovecotConfig, OAuth2};
+use mss_testkit::dovecot::Dovecot;
 use mss_testkit::oidc::{OidcOptions, OidcProvider};
 use mss_testkit::pki::{Leaf, TestPki};
 use mss_testkit::postfix::{Postfix, PostfixConfig};
@@ -58,17 +58,9 @@ impl Servers {
                 .account("899700000002", BOB)
                 .access_token_ttl(token_ttl),
         )?;
-        let dovecot = Dovecot::start_or_skip(DovecotConfig {
-            server_cert: pki.server.chain.clone(),
-            server_key: pki.server.key.clone(),
-            client_ca: pki.ca_bundle.clone(),
-            oauth2: Some(OAuth2 {
-                key_dir: idp.keys_dir().to_owned(),
-                issuers: vec![idp.issuer().to_owned()],
-                username_attribute: "email".to_owned(),
-            }),
-            mechanisms: mechanisms.map(str::to_owned),
-        })?;
+        let mut config = mss_testkit::world::dovecot_config(&pki, &idp);
+        config.mechanisms = mechanisms.map(str::to_owned);
+        let dovecot = Dovecot::start_or_skip(config)?;
         let postfix = if with_postfix {
             let mut config = PostfixConfig::new(&pki.server.chain, &pki.server.key, "test.local");
             config.message_size_limit = message_size_limit;
@@ -135,12 +127,14 @@ pub async fn wait_for_messages(
     user: &str,
     count: usize,
 ) -> Vec<mss_transport::imap::FetchedMessage> {
-    use mss_transport::imap::{Endpoint, ImapAuth, ImapOptions, ImapSession, Security, SyncState};
+    use mss_transport::imap::{
+        Credentials, Endpoint, ImapOptions, ImapSession, Security, SyncState,
+    };
     let token = s.token(user);
     let mut session = ImapSession::connect(
         &Endpoint::new("127.0.0.1", s.dovecot.imap_port, Security::StartTls),
         s.tls(),
-        ImapAuth::Token {
+        Credentials::Token {
             user,
             token: &token,
         },
