@@ -1,0 +1,490 @@
+//! The tantivy index: schema, documents, and the search that groups hits
+//! per person or structure.
+//!
+//! Every folded word is indexed with all its prefixes (2 to 16 characters)
+//! plus an exact form (`word$`) in one field, so prefix search costs one
+//! term lookup per word whatever the prefix length, and exact words rank
+//! above mere prefixes. Identifiers, postcodes, départements and codes are
+//! exact tags in a second field.
+
+use crate::error::Error;
+use crate::line::Header;
+use crate::query::{Alt, Query};
+use crate::record::{Entry, EntryKind};
+use crate::text::stable_hash;
+use std::collections::HashMap;
+use std::path::Path;
+use tantivy::collector::TopDocs;
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, EnableScoring, Occur, Query as TQuery,
+    Scorer, TermQuery,
+};
+use tantivy::schema::{
+    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::WhitespaceTokenizer;
+use tantivy::{
+    DocAddress, DocSet, Index, IndexReader, ReloadPolicy, Score, Searcher, TERMINATED,
+    TantivyDocument, Term,
+};
+
+const WS: &str = "mss_ws";
+/// Prefixes shorter than this (2 to 4 characters) are indexed as tokens;
+/// longer ones are expanded at query time over the indexed words.
+pub const SHORT_PREFIX: usize = 5;
+/// A long prefix matching more words than this falls back to its first
+/// four characters (a superset; exact words still rank first).
+const MAX_EXPANSION: usize = 64;
+/// Matching documents scored per query at most (see `grouped`).
+pub const MAX_MATCHES: usize = 5000;
+
+/// The fields of the schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields {
+    pub pfx: Field,
+    pub word: Field,
+    pub tag: Field,
+    pub key: Field,
+    pub xkey: Field,
+    pub gid: Field,
+    pub kind: Field,
+    pub hdr: Field,
+    pub lines: Field,
+}
+
+impl Fields {
+    pub fn schema() -> (Schema, Fields) {
+        let mut b = Schema::builder();
+        let words = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(WS)
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        );
+        let tags = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        );
+        let fields = Fields {
+            pfx: b.add_text_field("pfx", words.clone()),
+            word: b.add_text_field("word", words),
+            tag: b.add_text_field("tag", tags),
+            key: b.add_text_field("key", STRING | STORED),
+            xkey: b.add_text_field("xkey", STRING),
+            gid: b.add_u64_field("gid", FAST),
+            kind: b.add_text_field("kind", STRING | STORED),
+            hdr: b.add_u64_field("hdr", STORED),
+            lines: b.add_text_field("lines", STORED),
+        };
+        (b.build(), fields)
+    }
+
+    pub fn from_schema(schema: &Schema) -> Result<Fields, Error> {
+        let f = |n: &str| {
+            schema
+                .get_field(n)
+                .map_err(|_| Error::Corrupt(format!("field {n} missing")))
+        };
+        Ok(Fields {
+            pfx: f("pfx")?,
+            word: f("word")?,
+            tag: f("tag")?,
+            key: f("key")?,
+            xkey: f("xkey")?,
+            gid: f("gid")?,
+            kind: f("kind")?,
+            hdr: f("hdr")?,
+            lines: f("lines")?,
+        })
+    }
+}
+
+/// Registers the tokenizer the schema names (tantivy does not persist it).
+pub fn register_tokenizers(index: &Index) {
+    index
+        .tokenizers()
+        .register(WS, WhitespaceTokenizer::default());
+}
+
+/// Builds the tantivy document of an entry. `scratch` is reused between calls.
+pub fn document(f: &Fields, e: &Entry, scratch: &mut String) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    match e.kind {
+        EntryKind::Skill | EntryKind::Diploma => {
+            doc.add_text(f.xkey, &e.key);
+        }
+        EntryKind::Activity | EntryKind::Mailbox => {
+            scratch.clear();
+            let mut grams: Vec<&str> = Vec::with_capacity(e.words.len() * 3);
+            for w in &e.words {
+                for (n, (i, c)) in w.char_indices().enumerate() {
+                    if n + 1 >= SHORT_PREFIX {
+                        break;
+                    }
+                    if n >= 1 {
+                        grams.push(&w[..i + c.len_utf8()]);
+                    }
+                }
+            }
+            grams.sort_unstable();
+            grams.dedup();
+            for g in grams {
+                scratch.push_str(g);
+                scratch.push(' ');
+            }
+            doc.add_text(f.pfx, scratch.as_str());
+            scratch.clear();
+            for w in &e.words {
+                scratch.push_str(w);
+                scratch.push(' ');
+            }
+            doc.add_text(f.word, scratch.as_str());
+            for t in &e.tags {
+                doc.add_text(f.tag, t);
+            }
+            doc.add_text(f.tag, format!("kind:{}", e.kind.tag()));
+            doc.add_text(f.key, &e.key);
+            doc.add_u64(f.gid, stable_hash(&e.key));
+        }
+    }
+    doc.add_text(f.kind, e.kind.tag());
+    doc.add_u64(f.hdr, e.header);
+    doc.add_text(f.lines, &e.lines);
+    doc
+}
+
+/// The tantivy query of a parsed query: every required word must match one
+/// of its alternatives (`all`), or any word may (`!all`, the fallback).
+pub fn to_tantivy(f: &Fields, searcher: &Searcher, q: &Query, all: bool) -> Box<dyn TQuery> {
+    let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = Vec::new();
+    for w in &q.words {
+        let alts: Vec<(Occur, Box<dyn TQuery>)> = w
+            .alts
+            .iter()
+            .map(|a| (Occur::Should, alt_query(f, searcher, a)))
+            .collect();
+        if alts.is_empty() {
+            continue;
+        }
+        let word: Box<dyn TQuery> = if alts.len() == 1 {
+            alts.into_iter()
+                .next()
+                .map(|(_, q)| q)
+                .expect("one alternative")
+        } else {
+            Box::new(BooleanQuery::new(alts))
+        };
+        let occur = if all && w.required {
+            Occur::Must
+        } else {
+            Occur::Should
+        };
+        clauses.push((occur, word));
+    }
+    // A mailbox is what users look for: it edges ahead at equal match.
+    let bal = TermQuery::new(
+        Term::from_field_text(f.tag, "kind:bal"),
+        IndexRecordOption::Basic,
+    );
+    clauses.push((
+        Occur::Should,
+        Box::new(ConstScoreQuery::new(Box::new(bal), 0.3)),
+    ));
+    Box::new(BooleanQuery::new(clauses))
+}
+
+fn alt_query(f: &Fields, searcher: &Searcher, a: &Alt) -> Box<dyn TQuery> {
+    match a {
+        Alt::Prefix(p) if p.chars().count() < SHORT_PREFIX => term(f.pfx, p),
+        Alt::Prefix(p) => match expand(f, searcher, p) {
+            Some(words) if words.is_empty() => Box::new(EmptyQuery),
+            Some(words) => {
+                let exact = Term::from_field_text(f.word, p);
+                let clauses = words
+                    .into_iter()
+                    .map(|t| {
+                        let q: Box<dyn TQuery> = if t == exact {
+                            Box::new(BoostQuery::new(
+                                Box::new(TermQuery::new(t, IndexRecordOption::Basic)),
+                                1.5,
+                            ))
+                        } else {
+                            Box::new(TermQuery::new(t, IndexRecordOption::Basic))
+                        };
+                        (Occur::Should, q)
+                    })
+                    .collect();
+                Box::new(BooleanQuery::new(clauses))
+            }
+            None => {
+                let short: String = p.chars().take(SHORT_PREFIX - 1).collect();
+                let exact = BoostQuery::new(term(f.word, p), 1.5);
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Should, term(f.pfx, &short)),
+                    (Occur::Should, Box::new(exact)),
+                ]))
+            }
+        },
+        Alt::Exact(w) => Box::new(BoostQuery::new(term(f.word, w), 1.5)),
+        Alt::Tag(t) => Box::new(ConstScoreQuery::new(term(f.tag, t), 2.0)),
+    }
+}
+
+/// Indexed words starting with `prefix`, or None when there are too many.
+fn expand(f: &Fields, searcher: &Searcher, prefix: &str) -> Option<Vec<Term>> {
+    let mut upper = prefix.as_bytes().to_vec();
+    upper.push(0xFF);
+    let mut out: Vec<Term> = Vec::new();
+    for seg in searcher.segment_readers() {
+        let inv = seg.inverted_index(f.word).ok()?;
+        let mut stream = inv
+            .terms()
+            .range()
+            .ge(prefix.as_bytes())
+            .lt(&upper)
+            .into_stream()
+            .ok()?;
+        while stream.advance() {
+            let t = Term::from_field_bytes(f.word, stream.key());
+            let t = match std::str::from_utf8(stream.key()) {
+                Ok(s) => Term::from_field_text(f.word, s),
+                Err(_) => t,
+            };
+            if !out.contains(&t) {
+                if out.len() == MAX_EXPANSION {
+                    return None;
+                }
+                out.push(t);
+            }
+        }
+    }
+    Some(out)
+}
+
+fn term(field: Field, text: &str) -> Box<dyn TQuery> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, text),
+        IndexRecordOption::Basic,
+    ))
+}
+
+/// An open index, ready to search.
+pub struct Reader {
+    pub(crate) reader: IndexReader,
+    pub(crate) fields: Fields,
+    pub(crate) headers: Vec<Header>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("headers", &self.headers.len())
+            .finish()
+    }
+}
+
+/// File beside the tantivy files with the header of every imported file.
+pub const HEADERS_FILE: &str = "mss-headers.json";
+
+impl Reader {
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        let index = Index::open_in_dir(dir).map_err(|e| Error::Index(e.to_string()))?;
+        register_tokenizers(&index);
+        let fields = Fields::from_schema(&index.schema())?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e: tantivy::TantivyError| Error::Index(e.to_string()))?;
+        let text =
+            std::fs::read_to_string(dir.join(HEADERS_FILE)).map_err(|e| Error::io(dir, e))?;
+        let names: Vec<Vec<String>> = serde_json::from_str(&text)
+            .map_err(|e| Error::Corrupt(format!("{HEADERS_FILE}: {e}")))?;
+        let headers = names.into_iter().map(Header::from_names).collect();
+        Ok(Self {
+            reader,
+            fields,
+            headers,
+        })
+    }
+
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// Top documents of `q`, then grouped by key in score order.
+    pub fn grouped(
+        &self,
+        searcher: &Searcher,
+        q: &dyn TQuery,
+        groups: usize,
+    ) -> Result<Vec<Group>, Error> {
+        let limit = (groups * 6).max(30);
+        let weight = q
+            .weight(EnableScoring::enabled_from_searcher(searcher))
+            .map_err(|e| Error::Index(e.to_string()))?;
+        // Bounded work: at most MAX_MATCHES matching documents are scored.
+        // A precise query has fewer and is ranked exactly; a broad one
+        // (« infirmier 38 ») has thousands of equally good answers anyway.
+        let mut found: Vec<(Score, DocAddress)> = Vec::new();
+        for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+            let mut scorer = weight
+                .scorer(seg, 1.0)
+                .map_err(|e| Error::Index(e.to_string()))?;
+            let mut doc = scorer.doc();
+            while doc != TERMINATED && found.len() < MAX_MATCHES {
+                found.push((scorer.score(), DocAddress::new(ord as u32, doc)));
+                doc = scorer.advance();
+            }
+        }
+        let by_score = |a: &(Score, DocAddress), b: &(Score, DocAddress)| {
+            b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+        };
+        if found.len() > limit {
+            found.select_nth_unstable_by(limit, by_score);
+            found.truncate(limit);
+        }
+        found.sort_unstable_by(by_score);
+        let top = found;
+        let mut order: Vec<Group> = Vec::new();
+        let mut seen: HashMap<u64, usize> = HashMap::new();
+        let mut columns = HashMap::new();
+        for (score, addr) in top {
+            let col = match columns.entry(addr.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                    searcher
+                        .segment_reader(addr.segment_ord)
+                        .fast_fields()
+                        .u64("gid")
+                        .map_err(|e| Error::Index(e.to_string()))?,
+                ),
+            };
+            let gid = col.first(addr.doc_id).unwrap_or(0);
+            match seen.get(&gid) {
+                Some(&i) => order[i].matched.push(addr),
+                None => {
+                    if order.len() == groups {
+                        continue;
+                    }
+                    seen.insert(gid, order.len());
+                    order.push(Group {
+                        score,
+                        matched: vec![addr],
+                    });
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    /// Documents of a group: those that matched first, then the others
+    /// with the same key, at most `max`.
+    pub fn members(
+        &self,
+        searcher: &Searcher,
+        key: &str,
+        first: &[DocAddress],
+        max: usize,
+    ) -> Result<Vec<Stored>, Error> {
+        let mut out: Vec<Stored> = Vec::new();
+        for &a in first.iter().take(max) {
+            out.push(self.stored(searcher, a)?);
+        }
+        if out.len() < max {
+            let q = TermQuery::new(
+                Term::from_field_text(self.fields.key, key),
+                IndexRecordOption::Basic,
+            );
+            let more = searcher
+                .search(&q, &TopDocs::with_limit(max + first.len()).order_by_score())
+                .map_err(|e| Error::Index(e.to_string()))?;
+            let mut more: Vec<DocAddress> = more
+                .into_iter()
+                .map(|(_, a)| a)
+                .filter(|a| !first.contains(a))
+                .collect();
+            more.sort();
+            for a in more.into_iter().take(max - out.len()) {
+                out.push(self.stored(searcher, a)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every document of a key, including savoir-faire and diplomas.
+    pub fn all_of(&self, searcher: &Searcher, key: &str, max: usize) -> Result<Vec<Stored>, Error> {
+        let q = BooleanQuery::new(vec![
+            (Occur::Should, term(self.fields.key, key)),
+            (Occur::Should, term(self.fields.xkey, key)),
+        ]);
+        let mut hits: Vec<DocAddress> = searcher
+            .search(&q, &TopDocs::with_limit(max).order_by_score())
+            .map_err(|e| Error::Index(e.to_string()))?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
+        hits.sort();
+        hits.into_iter().map(|a| self.stored(searcher, a)).collect()
+    }
+
+    /// Keys of the documents carrying tag `tag` (an identifier, a mailbox).
+    pub fn keys_with_tag(
+        &self,
+        searcher: &Searcher,
+        tag: &str,
+        max: usize,
+    ) -> Result<Vec<String>, Error> {
+        let hits = searcher
+            .search(
+                &*term(self.fields.tag, tag),
+                &TopDocs::with_limit(max).order_by_score(),
+            )
+            .map_err(|e| Error::Index(e.to_string()))?;
+        let mut keys = Vec::new();
+        for (_, a) in hits {
+            let k = self.stored(searcher, a)?.key;
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        Ok(keys)
+    }
+
+    fn stored(&self, searcher: &Searcher, a: DocAddress) -> Result<Stored, Error> {
+        let doc: TantivyDocument = searcher.doc(a).map_err(|e| Error::Index(e.to_string()))?;
+        let s = |f: Field| {
+            doc.get_first(f)
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        let header = doc
+            .get_first(self.fields.hdr)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(u64::MAX);
+        Ok(Stored {
+            key: s(self.fields.key),
+            kind: EntryKind::from_tag(&s(self.fields.kind)).unwrap_or(EntryKind::Activity),
+            header: usize::try_from(header).unwrap_or(usize::MAX),
+            lines: s(self.fields.lines),
+        })
+    }
+}
+
+/// A group of hits sharing a key, with its best score.
+#[derive(Debug)]
+pub struct Group {
+    pub score: f32,
+    pub matched: Vec<DocAddress>,
+}
+
+/// A stored document.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub key: String,
+    pub kind: EntryKind,
+    pub header: usize,
+    pub lines: String,
+}
