@@ -11,7 +11,7 @@ use crate::error::TransportError;
 use crate::imap::{self, Credentials, FetchedMessage, ImapOptions, ImapSession, SyncState};
 use crate::smtp::{Envelope, Receipt, SmtpOptions, SmtpSession};
 use crate::supervisor::{BalStatus, RetryPolicy, TokenSource, supervise};
-use crate::tls::{ClientIdentity, TlsPolicy};
+use crate::tls::{ClientIdentity, CrlUpdate, TlsPolicy};
 use crate::trace::TraceSink;
 use secrecy::SecretString;
 use std::path::Path;
@@ -136,32 +136,61 @@ impl<S: TokenSource> BalClient<S> {
         self.status.subscribe()
     }
 
-    async fn open_imap(&self, token: Option<&SecretString>) -> Result<ImapSession, TransportError> {
+    /// The TLS configuration (with the APP certificate) and the credentials of one attempt.
+    fn login<'a>(
+        &'a self,
+        token: Option<&'a SecretString>,
+    ) -> Result<(Arc<rustls::ClientConfig>, Credentials<'a>), TransportError> {
         let tls = self.tls.client_config(self.identity.as_ref())?;
-        let auth = match token {
+        let credentials = match token {
             Some(token) => Credentials::Token {
                 user: &self.bal.address,
                 token,
             },
             None => Credentials::Certificate { authzid: None },
         };
-        let mut options = ImapOptions::new(self.bal.address.clone());
-        options.timeout = self.timeout;
-        ImapSession::connect(&self.servers.imap, tls, auth, self.trace.clone(), options).await
+        Ok((tls, credentials))
+    }
+
+    async fn open_imap(&self, token: Option<&SecretString>) -> Result<ImapSession, TransportError> {
+        let connect = async || {
+            let (tls, credentials) = self.login(token)?;
+            let mut options = ImapOptions::new(self.bal.address.clone());
+            options.timeout = self.timeout;
+            let trace = self.trace.clone();
+            ImapSession::connect(&self.servers.imap, tls, credentials, trace, options).await
+        };
+        self.with_fresh_crls(connect).await
     }
 
     async fn open_smtp(&self, token: Option<&SecretString>) -> Result<SmtpSession, TransportError> {
-        let tls = self.tls.client_config(self.identity.as_ref())?;
-        let auth = match token {
-            Some(token) => Credentials::Token {
-                user: &self.bal.address,
-                token,
-            },
-            None => Credentials::Certificate { authzid: None },
+        let connect = async || {
+            let (tls, credentials) = self.login(token)?;
+            let mut options = SmtpOptions::new(self.bal.address.clone());
+            options.timeout = self.timeout;
+            let trace = self.trace.clone();
+            SmtpSession::connect(&self.servers.smtp, tls, credentials, trace, options).await
         };
-        let mut options = SmtpOptions::new(self.bal.address.clone());
-        options.timeout = self.timeout;
-        SmtpSession::connect(&self.servers.smtp, tls, auth, self.trace.clone(), options).await
+        self.with_fresh_crls(connect).await
+    }
+
+    /// A server refused for want of a valid CRL gets one more try once the CRLs its
+    /// certificate points to have been fetched (SC.MSS/CONF.22); a revoked certificate stays
+    /// refused, since the fresh CRL still lists it.
+    async fn with_fresh_crls<T>(
+        &self,
+        connect: impl AsyncFn() -> Result<T, TransportError>,
+    ) -> Result<T, TransportError> {
+        match connect().await {
+            Err(error @ TransportError::Tls { .. }) if !self.tls.crl_urls_needed().is_empty() => {
+                let updates = self.tls.refresh_crls().await;
+                let fresh = updates
+                    .iter()
+                    .any(|(_, update)| matches!(update, CrlUpdate::Stored { .. }));
+                if fresh { connect().await } else { Err(error) }
+            }
+            other => other,
+        }
     }
 
     /// Fetches every message of `folder` after `state`, in batches of `batch` messages.

@@ -28,6 +28,22 @@ pub trait TokenSource: Send + Sync {
     fn ended(&self) -> impl Future<Output = ()> + Send;
 }
 
+/// For mailboxes that authenticate by certificate only (BAL APP): there is never a token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTokens;
+
+impl TokenSource for NoTokens {
+    async fn token(&self) -> Result<SecretString, TransportError> {
+        Err(TransportError::Config(
+            "this mailbox authenticates with its certificate, not with a token".to_owned(),
+        ))
+    }
+    async fn refused(&self, _token: &SecretString) {}
+    async fn ended(&self) {
+        std::future::pending::<()>().await
+    }
+}
+
 /// How long to wait between attempts.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
