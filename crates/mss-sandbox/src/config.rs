@@ -50,6 +50,8 @@ pub(crate) fn mss_toml(info: &SandboxInfo, dir: &Path) -> String {
          binding_message = \"MSS SANDBOX\"\n\
          scope = \"openid scope_all\"\n\
          acr_values = \"eidas1\"\n\
+         # The sandbox root only (PSC is plain http on 127.0.0.1 for now).\n\
+         anchors = [{anchor}]\n\
          public_roots = false\n\n\
          [autoconfig]\n\
          trusted_domains = [{domain}, \"localhost\"]\n\

@@ -38,6 +38,19 @@ pub enum Command {
     /// Annuaire Santé: offline search of professionals and their MSSanté addresses.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Start the local MSSanté trust space (test PKI, Pro Santé Connect, autoconfig).
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Directory of the sandbox: PKI, keys, sandbox.json and mss.toml (reused at each start).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// First of five consecutive ports (PSC, autoconfig, then IMAP, submission, IMAPS);
+    /// free ports when absent.
+    #[arg(long)]
+    pub port_base: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]

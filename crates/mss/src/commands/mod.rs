@@ -3,6 +3,7 @@
 mod cda;
 mod compose;
 mod directory;
+mod sandbox;
 mod transport;
 mod xdm;
 
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sync(args) => transport::sync(&cli.config, args),
         Command::Autoconfig(args) => transport::autoconfig(&cli.config, args),
         Command::Directory(command) => directory::run(command),
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }
 

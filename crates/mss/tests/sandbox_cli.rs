@@ -1,0 +1,160 @@
+//! `mss sandbox` as a user runs it, and mss's own clients against it: the PSC login
+//! (`mss login --once`, CIBA) and autoconfiguration read the sandbox's mss.toml. The
+//! sandbox is an independent implementation, so these prove interoperability both ways.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The running `mss sandbox`, killed on drop.
+struct Running {
+    child: Child,
+    started_in: Duration,
+    summary: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn start(dir: &Path) -> Running {
+    let begun = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .args(["sandbox", "--dir"])
+        .arg(dir)
+        .env_remove("MSS_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("mss starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut summary = String::new();
+    let mut running = Running {
+        child,
+        started_in: Duration::ZERO,
+        summary: String::new(),
+    };
+    loop {
+        let line = rx
+            .recv_timeout(TIMEOUT)
+            .expect("mss sandbox prints its summary in time");
+        summary.push_str(&line);
+        summary.push('\n');
+        if line.contains("Ctrl-C") {
+            break;
+        }
+    }
+    running.started_in = begun.elapsed();
+    running.summary = summary;
+    running
+}
+
+fn run(config: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("MSS_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mss starts");
+    let deadline = Instant::now() + TIMEOUT;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("mss {args:?} did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "mss failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn mss_logs_in_by_ciba_and_finds_its_servers_through_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = start(dir.path());
+    eprintln!(
+        "mss sandbox ready in {:?} (first start, debug build)",
+        sandbox.started_in
+    );
+    assert!(
+        sandbox.summary.contains("Pro Santé Connect") && sandbox.summary.contains("sandbox ready")
+    );
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("sandbox.json")).unwrap()).unwrap();
+    let config = Path::new(info["config"].as_str().unwrap());
+
+    // mss's real PSC client (mss-psc) against the simulator: discovery, CIBA, ID token.
+    let login = json(&run(config, &["login", "--once"]));
+    assert_eq!(login["logged_in"], true);
+    assert_eq!(login["subject"], "899700000001");
+    assert_eq!(login["email"], "jeanne.martin@sandbox.mssante.fr");
+    assert_eq!(login["acr"], "eidas1");
+
+    // mss's autoconfiguration reads the sandbox's XML and keeps its STARTTLS ports.
+    let found = json(&run(
+        config,
+        &["autoconfig", "karim.benali@sandbox.mssante.fr", "--json"],
+    ));
+    let text = found.to_string();
+    assert!(text.contains("autoconfig_xml"), "{text}");
+    let imap = info["operator_ports"]["imap"].as_u64().unwrap();
+    let smtp = info["operator_ports"]["smtp"].as_u64().unwrap();
+    assert!(
+        text.contains(&format!("localhost:{imap}")) || text.contains(&format!("\"port\":{imap}")),
+        "{text}"
+    );
+    assert!(text.contains(&smtp.to_string()), "{text}");
+}
+
+#[test]
+fn a_second_start_reuses_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path());
+    assert!(first.summary.contains("PKI"), "{}", first.summary);
+    let root = std::fs::read(dir.path().join("pki/root.pem")).unwrap();
+    drop(first);
+    let second = start(dir.path());
+    eprintln!(
+        "mss sandbox ready in {:?} (second start, debug build)",
+        second.started_in
+    );
+    assert!(
+        !second.summary.contains("PKI created"),
+        "{}",
+        second.summary
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("pki/root.pem")).unwrap(),
+        root
+    );
+}
