@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p mss-transport --example transport_bench -- [messages] [submissions] [rounds]
+//! MSS_BIN=target/release/mss cargo run …   # also times `mss sync --once` on the same mailbox
 //! ```
 //!
 //! Starts the test PKI, the stand-in Pro Santé Connect, Dovecot and Postfix on 127.0.0.1,
@@ -184,6 +185,51 @@ async fn main() {
         median(ours),
         median(theirs)
     );
+
+    // 2b. The same mailbox through the command line (`mss sync --once`), when MSS_BIN names
+    // the release binary: a whole run (CIBA login, TLS, fetch, parsing each message for the
+    // summary, JSON out), next to `mss login --once` alone so the fetch part can be told.
+    if let Some(mss) = std::env::var_os("MSS_BIN") {
+        let config = s.dovecot.dir.join("mss.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[software]\nnil = \"BENCH\"\ndata_dir = \"data\"\n\n[tls]\nanchors = [{:?}]\n\n[psc]\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nlogin_hint = \"{ALICE}\"\n\n[[bal]]\naddress = \"{ALICE}\"\nkind = \"per\"\nimap = \"127.0.0.1:{}\"\nsmtp = \"127.0.0.1:{}\"\n",
+                s.pki.root.display().to_string(),
+                s.idp.issuer(),
+                s.idp.client_id(),
+                s.idp.client_secret(),
+                s.dovecot.imap_port,
+                s.postfix().submission_port
+            ),
+        )
+        .expect("mss.toml");
+        let time = |args: &[&str]| {
+            let started = Instant::now();
+            let out = Command::new(&mss)
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .output()
+                .expect("mss");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            started.elapsed().as_secs_f64()
+        };
+        let mut logins = Vec::new();
+        let mut syncs = Vec::new();
+        for round in 0..rounds {
+            let login = time(&["login", "--once"]);
+            let sync = time(&["sync", "--once", "--all", "--json"]);
+            println!("round {round}: mss login --once {login:.2} s; mss sync --once --all {sync:.2} s");
+            logins.push(login);
+            syncs.push(sync);
+        }
+        let (login, sync) = (median(logins), median(syncs));
+        println!(
+            "mss sync, median of {rounds}: {sync:.2} s for {mailbox_size} messages, of which the login {login:.2} s: {:.0} msg/s after login",
+            mailbox_size as f64 / (sync - login).max(0.001)
+        );
+    }
 
     // 3. Submitting through Postfix.
     let smtp_endpoint = Endpoint::new("127.0.0.1", s.postfix().submission_port, Security::StartTls);
