@@ -230,12 +230,12 @@ fn build(
     })
 }
 
+/// Receives one text file: its display name, its size, its reader.
+type EachSource<'a> = dyn FnMut(&str, u64, &mut dyn BufRead) -> Result<(), Error> + 'a;
+
 /// Calls `each` with every text file inside `path`: itself, or every
 /// `.txt` entry of a zip, streamed without extracting it to disk.
-fn for_each_source(
-    path: &Path,
-    each: &mut dyn FnMut(&str, u64, &mut dyn BufRead) -> Result<(), Error>,
-) -> Result<(), Error> {
+fn for_each_source(path: &Path, each: &mut EachSource<'_>) -> Result<(), Error> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut magic = [0u8; 4];

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use tantivy::collector::TopDocs;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, EnableScoring, Occur, Query as TQuery,
-    Scorer, TermQuery,
+    BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, EnableScoring, Occur,
+    Query as TQuery, Scorer, TermQuery,
 };
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
@@ -196,8 +196,18 @@ pub fn to_tantivy(f: &Fields, searcher: &Searcher, q: &Query, all: bool) -> Box<
 }
 
 fn alt_query(f: &Fields, searcher: &Searcher, a: &Alt) -> Box<dyn TQuery> {
+    // Constant scores: how a word matched matters (whole word 2, prefix 1,
+    // tag 2), not how rare the matching word is, so DUPONT ranks above
+    // DUPONTEL for « dupont » although DUPONTEL is rarer.
+    let c =
+        |q: Box<dyn TQuery>, s: Score| -> Box<dyn TQuery> { Box::new(ConstScoreQuery::new(q, s)) };
     match a {
-        Alt::Prefix(p) if p.chars().count() < SHORT_PREFIX => term(f.pfx, p),
+        Alt::Prefix(p) if p.chars().count() < SHORT_PREFIX => {
+            Box::new(DisjunctionMaxQuery::new(vec![
+                c(term(f.pfx, p), 1.0),
+                c(term(f.word, p), 2.0),
+            ]))
+        }
         Alt::Prefix(p) => match expand(f, searcher, p) {
             Some(words) if words.is_empty() => Box::new(EmptyQuery),
             Some(words) => {
@@ -205,30 +215,25 @@ fn alt_query(f: &Fields, searcher: &Searcher, a: &Alt) -> Box<dyn TQuery> {
                 let clauses = words
                     .into_iter()
                     .map(|t| {
-                        let q: Box<dyn TQuery> = if t == exact {
-                            Box::new(BoostQuery::new(
-                                Box::new(TermQuery::new(t, IndexRecordOption::Basic)),
-                                1.5,
-                            ))
-                        } else {
-                            Box::new(TermQuery::new(t, IndexRecordOption::Basic))
-                        };
-                        (Occur::Should, q)
+                        let s = if t == exact { 2.0 } else { 1.0 };
+                        (
+                            Occur::Should,
+                            c(Box::new(TermQuery::new(t, IndexRecordOption::Basic)), s),
+                        )
                     })
                     .collect();
                 Box::new(BooleanQuery::new(clauses))
             }
             None => {
                 let short: String = p.chars().take(SHORT_PREFIX - 1).collect();
-                let exact = BoostQuery::new(term(f.word, p), 1.5);
-                Box::new(BooleanQuery::new(vec![
-                    (Occur::Should, term(f.pfx, &short)),
-                    (Occur::Should, Box::new(exact)),
+                Box::new(DisjunctionMaxQuery::new(vec![
+                    c(term(f.pfx, &short), 1.0),
+                    c(term(f.word, p), 2.0),
                 ]))
             }
         },
-        Alt::Exact(w) => Box::new(BoostQuery::new(term(f.word, w), 1.5)),
-        Alt::Tag(t) => Box::new(ConstScoreQuery::new(term(f.tag, t), 2.0)),
+        Alt::Exact(w) => c(term(f.word, w), 2.0),
+        Alt::Tag(t) => c(term(f.tag, t), 2.0),
     }
 }
 
@@ -247,11 +252,10 @@ fn expand(f: &Fields, searcher: &Searcher, prefix: &str) -> Option<Vec<Term>> {
             .into_stream()
             .ok()?;
         while stream.advance() {
-            let t = Term::from_field_bytes(f.word, stream.key());
-            let t = match std::str::from_utf8(stream.key()) {
-                Ok(s) => Term::from_field_text(f.word, s),
-                Err(_) => t,
+            let Ok(word) = std::str::from_utf8(stream.key()) else {
+                continue;
             };
+            let t = Term::from_field_text(f.word, word);
             if !out.contains(&t) {
                 if out.len() == MAX_EXPANSION {
                     return None;

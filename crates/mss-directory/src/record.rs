@@ -199,6 +199,10 @@ pub struct Entry {
     pub tags: Vec<String>,
 }
 
+/// A row the grouper refused: no identifier at all, or an unknown file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused;
+
 /// Accumulates rows of one file into entries.
 #[derive(Debug)]
 pub struct Grouper {
@@ -224,13 +228,13 @@ impl Grouper {
 
     /// Adds one row; completed entries go to `out`. Rows with no key at all
     /// (no national id, no structure, no mailbox) are refused.
-    pub fn push(&mut self, line: &str, row: &[&str], out: &mut Vec<Entry>) -> Result<(), ()> {
+    pub fn push(&mut self, line: &str, row: &[&str], out: &mut Vec<Entry>) -> Result<(), Refused> {
         let Some(kind) = self.cols.kind else {
-            return Err(());
+            return Err(Refused);
         };
         let key = self.cols.key(row);
         if key == MAILBOX_KEY {
-            return Err(());
+            return Err(Refused);
         }
         let group = self.cols.group_key(row);
         if let (Some(g), Some((cur, entry))) = (&group, &mut self.current)

@@ -72,7 +72,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Self(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -80,18 +80,18 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
     /// True with probability `p` percent.
     pub fn pct(&mut self, p: u64) -> bool {
-        self.next() % 100 < p
+        self.next_u64() % 100 < p
     }
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
     fn weighted<'a, T>(&mut self, items: &'a [(u32, T)]) -> &'a T {
         let total: u32 = items.iter().map(|(w, _)| w).sum();
-        let mut r = (self.next() % u64::from(total)) as u32;
+        let mut r = (self.next_u64() % u64::from(total)) as u32;
         for (w, t) in items {
             if r < *w {
                 return t;
@@ -102,7 +102,7 @@ impl Rng {
     }
     fn digits(&mut self, n: usize) -> String {
         (0..n)
-            .map(|_| char::from(b'0' + (self.next() % 10) as u8))
+            .map(|_| char::from(b'0' + (self.next_u64() % 10) as u8))
             .collect()
     }
 }
@@ -444,7 +444,9 @@ const STREET_NAMES: &[&str] = &[
 ];
 
 /// (profession code, label, weight, per cent with an ADELI number, mailbox domain)
-const PROFESSIONS: &[(u32, (&str, &str, u64, &str))] = &[
+/// (code, label, per cent with an ADELI number, mailbox domain)
+type Profession = (&'static str, &'static str, u64, &'static str);
+const PROFESSIONS: &[(u32, Profession)] = &[
     (45, ("10", "Médecin", 0, "medecin.mssante.fr")),
     (22, ("60", "Infirmier", 30, "infirmier.mssante.fr")),
     (7, ("21", "Pharmacien", 0, "pharmacien.mssante.fr")),
@@ -685,11 +687,10 @@ pub fn generate(opts: &Options, sinks: Sinks<'_>) -> io::Result<Stats> {
             stats.org_mailboxes += 1;
         }
     }
-    let query_every = if opts.queries == 0 {
-        usize::MAX
-    } else {
-        (opts.people / opts.queries).max(1)
-    };
+    let query_every = opts
+        .people
+        .checked_div(opts.queries)
+        .map_or(usize::MAX, |n| n.max(1));
     for p in 0..opts.people {
         let person = person(&mut rng, p);
         stats.people += 1;
@@ -813,7 +814,7 @@ struct Person {
     gender: (&'static str, &'static str),
     nom: String,
     prenom: String,
-    prof: (&'static str, &'static str, u64, &'static str),
+    prof: Profession,
     /// (type code, type label, code, label); one empty entry when none.
     skills: Vec<(&'static str, &'static str, &'static str, &'static str)>,
 }
