@@ -51,6 +51,11 @@ pub struct PscInfo {
     pub issuer: String,
     pub client_id: String,
     pub client_secret: String,
+    /// `kid` of the signing key, as in the JWKS.
+    pub kid: String,
+    /// The signing key's public half (PEM), for servers that validate tokens from a key
+    /// file (Dovecot: `local_validation_key_dict`, file `<client_id>/RS256/<kid>`).
+    pub public_key_pem: PathBuf,
     pub professionals: Vec<Professional>,
 }
 
@@ -179,6 +184,9 @@ impl Sandbox {
             .collect();
         let pki = Pki::open(&dir, &names)?;
         let key = SigningKey::open(&dir.join("psc").join("signing-key.pem"))?;
+        let kid = key.kid.clone();
+        let public_key_pem = dir.join("psc").join("signing-key.pub.pem");
+        fsio::write(&public_key_pem, key.public_pem()?.as_bytes(), false)?;
         let secret = client_secret(&dir.join("psc").join("client-secret"))?;
 
         let professionals = identities::professionals(DOMAIN);
@@ -230,6 +238,8 @@ impl Sandbox {
                 issuer: psc.issuer.clone(),
                 client_id: CLIENT_ID.into(),
                 client_secret: secret.expose_secret().to_owned(),
+                kid,
+                public_key_pem,
                 professionals,
             },
             autoconfig: autoconfig.url.clone(),

@@ -158,3 +158,78 @@ fn a_second_start_reuses_the_directory() {
         root
     );
 }
+
+/// The sandbox's PKI and tokens in front of a real Dovecot: Dovecot presents the sandbox
+/// server certificate, validates the simulator's JWTs locally with its public key (typ
+/// JWT, issuer, expiry, email = mailbox) and takes EXTERNAL from the AUTH_CLI certificate;
+/// mss reads both mailboxes with the sandbox's mss.toml plus the servers' ports.
+#[test]
+fn sandbox_credentials_open_a_real_dovecot_for_psc_and_app_mailboxes() {
+    use mss_testkit::dovecot::{Dovecot, DovecotConfig, OAuth2};
+    let dir = tempfile::tempdir().unwrap();
+    let _sandbox = start(dir.path());
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("sandbox.json")).unwrap()).unwrap();
+    let path = |v: &Value| std::path::PathBuf::from(v.as_str().unwrap());
+    let psc = &info["psc"];
+    let keys = dir.path().join("dovecot-keys");
+    let key_file = keys
+        .join(psc["client_id"].as_str().unwrap())
+        .join("RS256")
+        .join(psc["kid"].as_str().unwrap());
+    std::fs::create_dir_all(key_file.parent().unwrap()).unwrap();
+    std::fs::copy(path(&psc["public_key_pem"]), &key_file).unwrap();
+    let mut config = DovecotConfig::new(
+        &path(&info["pki"]["server_chain_pem"]),
+        &path(&info["pki"]["server_key_pem"]),
+        &dir.path().join("pki/ca-bundle.pem"),
+    );
+    config.oauth2 = Some(OAuth2 {
+        key_dir: keys,
+        issuers: vec![psc["issuer"].as_str().unwrap().to_owned()],
+        username_attribute: "email".into(),
+    });
+    let Some(dovecot) = Dovecot::start_or_skip(config) else {
+        return;
+    };
+
+    // The sandbox's mss.toml, with the Dovecot ports instead of autoconfiguration.
+    let servers = format!(
+        "imap = \"127.0.0.1:{}\"\nsmtp = \"127.0.0.1:{}\"\n",
+        dovecot.imap_port, dovecot.submission_port
+    );
+    let mut toml = std::fs::read_to_string(dir.path().join("mss.toml")).unwrap();
+    for address in ["jeanne.martin@sandbox.mssante.fr", "dpi@sandbox.mssante.fr"] {
+        let line = format!("address = \"{address}\"\n");
+        toml = toml.replace(&line, &format!("{line}{servers}"));
+    }
+    let config = dir.path().join("mss-dovecot.toml");
+    std::fs::write(&config, toml).unwrap();
+
+    for (address, subject) in [
+        ("jeanne.martin@sandbox.mssante.fr", "pour Jeanne"),
+        ("dpi@sandbox.mssante.fr", "pour le DPI"),
+    ] {
+        let message = format!(
+            "From: <karim.benali@sandbox.mssante.fr>\r\nTo: <{address}>\r\nSubject: {subject}\r\nMessage-ID: <{id}@sandbox>\r\n\r\nBonjour.\r\n",
+            id = subject.replace(' ', "-"),
+        );
+        dovecot.deliver(address, message.as_bytes()).unwrap();
+        let output = run(&config, &["sync", "--bal", address, "--once", "--json"]);
+        assert!(
+            output.status.success(),
+            "mss sync {address} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            dovecot.logs()
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let messages = report["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 1, "{report}");
+        assert_eq!(messages[0]["subject"], subject, "{report}");
+    }
+    let log = dovecot.logs();
+    assert!(
+        log.contains("Local validation succeeded") || log.contains("jeanne.martin"),
+        "{log}"
+    );
+}
