@@ -610,3 +610,52 @@ async fn hostile_requests_are_refused_cleanly() {
     let (_, info) = psc.post("/introspect", &[("token", &forged)]).await;
     assert_eq!(info["active"], false);
 }
+
+#[tokio::test]
+async fn browser_logout_with_id_token_hint_ends_the_session_and_redirects_to_loopback_only() {
+    let psc = start(|s| s.ciba_delay = Duration::ZERO).await;
+    let id = psc.ciba_start("899700000001").await;
+    let (_, tokens) = psc.ciba_wait(&id).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    // A foreign redirect is not followed, and a forged hint ends nothing.
+    let forged = psc
+        .http
+        .get(psc.url("/logout"))
+        .query(&[
+            ("id_token_hint", "a.b.c"),
+            ("post_logout_redirect_uri", "http://127.0.0.1:9/bye"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::OK);
+    assert!(forged.text().await.unwrap().contains("déconnecté"));
+    let (_, info) = psc.post("/introspect", &[("token", refresh)]).await;
+    assert_eq!(
+        info["active"], true,
+        "a forged hint must not end the session"
+    );
+
+    let out = psc
+        .http
+        .get(psc.url("/logout"))
+        .query(&[
+            ("id_token_hint", id_token),
+            ("post_logout_redirect_uri", "http://127.0.0.1:9/bye"),
+            ("state", "z"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_redirection());
+    assert_eq!(out.headers()["location"], "http://127.0.0.1:9/bye?state=z");
+    let (_, after) = psc
+        .post(
+            "/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(after["error"], "invalid_grant");
+}

@@ -4,6 +4,7 @@
 //! ID tokens are RS256 JWTs with `typ: JWT`, claims `iss`, `sub` (national id), `email`
 //! (the mailbox), `azp`, `aud`, `iat`, `exp`, `acr = eidas1`.
 
+mod flows;
 mod keys;
 pub(crate) mod page;
 mod routes;

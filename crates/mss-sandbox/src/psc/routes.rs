@@ -1,4 +1,6 @@
-//! The HTTP endpoints of the simulator. Every input is checked: duplicated or oversized
+//! The simulator's router, its shared state and request helpers, and the endpoints around
+//! the login flows (discovery, JWKS, introspection, revocation, userinfo, end of session);
+//! the flows themselves are in `flows.rs`. Every input is checked: duplicated or oversized
 //! parameters are refused, secrets are compared in constant time, bodies are capped.
 
 use std::collections::HashMap;
@@ -12,21 +14,21 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::state::{self, Ciba, Code, Pending, Refresh, digest};
-use super::{CibaAnswer, PscSettings, SigningKey, page};
+use super::state::{self, Refresh, digest};
+use super::{PscSettings, SigningKey, flows, page};
 use crate::random;
 
 /// Largest request body: OAuth forms are a few hundred bytes.
 const MAX_BODY: usize = 16 * 1024;
 /// Largest single parameter value.
-const MAX_VALUE: usize = 4096;
+pub(super) const MAX_VALUE: usize = 4096;
 /// Lifetime of a login page and of an authorization code.
-const CODE_LIFETIME: Duration = Duration::from_secs(120);
+pub(super) const CODE_LIFETIME: Duration = Duration::from_secs(120);
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
 pub struct Shared {
@@ -36,17 +38,17 @@ pub struct Shared {
     pub state: Mutex<state::State>,
 }
 
-type App = State<Arc<Shared>>;
-type Params = HashMap<String, String>;
+pub(super) type App = State<Arc<Shared>>;
+pub(super) type Params = HashMap<String, String>;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
-        .route("/auth", get(authorize))
-        .route("/auth/login", post(login))
-        .route("/token", post(token))
-        .route("/bc-authorize", post(bc_authorize))
+        .route("/auth", get(flows::authorize))
+        .route("/auth/login", post(flows::login))
+        .route("/token", post(flows::token))
+        .route("/bc-authorize", post(flows::bc_authorize))
         .route("/introspect", post(introspect))
         .route("/revoke", post(revoke))
         .route("/userinfo", get(userinfo))
@@ -56,10 +58,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// An OAuth error answer (RFC 6749 §5.2).
-struct OAuthError(StatusCode, &'static str, String);
+pub(super) struct OAuthError(pub StatusCode, pub &'static str, pub String);
 
 impl OAuthError {
-    fn bad(code: &'static str, description: impl Into<String>) -> Self {
+    pub(super) fn bad(code: &'static str, description: impl Into<String>) -> Self {
         OAuthError(StatusCode::BAD_REQUEST, code, description.into())
     }
 }
@@ -82,10 +84,10 @@ impl IntoResponse for OAuthError {
     }
 }
 
-type OAuthResult = Result<Response, OAuthError>;
+pub(super) type OAuthResult = Result<Response, OAuthError>;
 
 /// One value per name, each of bounded size.
-fn params(pairs: Vec<(String, String)>) -> Result<Params, OAuthError> {
+pub(super) fn params(pairs: Vec<(String, String)>) -> Result<Params, OAuthError> {
     let mut out = Params::new();
     for (name, value) in pairs {
         if value.len() > MAX_VALUE || name.len() > 64 {
@@ -104,7 +106,9 @@ fn params(pairs: Vec<(String, String)>) -> Result<Params, OAuthError> {
     Ok(out)
 }
 
-fn form(body: Result<Form<Vec<(String, String)>>, FormRejection>) -> Result<Params, OAuthError> {
+pub(super) fn form(
+    body: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Params, OAuthError> {
     let Form(pairs) = body.map_err(|e| {
         // Keeps 413 for an oversized body, 415 for another content type.
         OAuthError(
@@ -117,17 +121,17 @@ fn form(body: Result<Form<Vec<(String, String)>>, FormRejection>) -> Result<Para
 }
 
 /// Constant-time equality of two secrets (their digests, so lengths do not leak either).
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     digest(a).ct_eq(&digest(b)).into()
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-fn json_ok(value: Value) -> Response {
+pub(super) fn json_ok(value: Value) -> Response {
     let mut response = axum::Json(value).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -136,7 +140,7 @@ fn json_ok(value: Value) -> Response {
     response
 }
 
-fn decode_component(text: &str) -> String {
+pub(super) fn decode_component(text: &str) -> String {
     url::form_urlencoded::parse(format!("v={text}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
@@ -145,7 +149,11 @@ fn decode_component(text: &str) -> String {
 
 impl Shared {
     /// client_secret_basic or client_secret_post, never both.
-    fn authenticate_client(&self, headers: &HeaderMap, p: &Params) -> Result<(), OAuthError> {
+    pub(super) fn authenticate_client(
+        &self,
+        headers: &HeaderMap,
+        p: &Params,
+    ) -> Result<(), OAuthError> {
         let basic = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -195,7 +203,13 @@ impl Shared {
     }
 
     /// Tokens for `sub` in session `sid`.
-    fn issue(&self, sub: &str, scope: &str, sid: &str, nonce: Option<&str>) -> OAuthResult {
+    pub(super) fn issue(
+        &self,
+        sub: &str,
+        scope: &str,
+        sid: &str,
+        nonce: Option<&str>,
+    ) -> OAuthResult {
         let s = &self.settings;
         let person = s
             .professional(sub)
@@ -267,7 +281,7 @@ impl Shared {
     }
 }
 
-fn server_error() -> OAuthError {
+pub(super) fn server_error() -> OAuthError {
     OAuthError(
         StatusCode::INTERNAL_SERVER_ERROR,
         "server_error",
@@ -310,7 +324,7 @@ async fn jwks(State(app): App) -> Response {
 }
 
 /// Native clients redirect to the loopback interface, on any port (RFC 8252 §7.3).
-fn loopback_redirect(uri: &str) -> bool {
+pub(super) fn loopback_redirect(uri: &str) -> bool {
     let Ok(url) = url::Url::parse(uri) else {
         return false;
     };
@@ -323,7 +337,7 @@ fn loopback_redirect(uri: &str) -> bool {
     url.scheme() == "http" && host_ok && url.fragment().is_none() && url.username().is_empty()
 }
 
-fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+pub(super) fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
     let mut url = match url::Url::parse(uri) {
         Ok(url) => url,
         Err(_) => return uri.to_owned(),
@@ -337,319 +351,15 @@ fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
     url.to_string()
 }
 
-fn page_error(status: StatusCode, message: &str) -> Response {
+pub(super) fn page_error(status: StatusCode, message: &str) -> Response {
     (status, Html(page::error(message))).into_response()
 }
 
-fn pkce_ok(value: &str) -> bool {
+pub(super) fn pkce_ok(value: &str) -> bool {
     (43..=128).contains(&value.len())
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
-
-async fn authorize(State(app): App, Query(pairs): Query<Vec<(String, String)>>) -> Response {
-    let p = match params(pairs) {
-        Ok(p) => p,
-        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e.2),
-    };
-    let get = |k: &str| p.get(k).map(String::as_str);
-    if get("client_id") != Some(app.settings.client_id.as_str()) {
-        return page_error(StatusCode::BAD_REQUEST, "Client inconnu (client_id).");
-    }
-    let Some(redirect_uri) = get("redirect_uri").filter(|r| loopback_redirect(r)) else {
-        return page_error(
-            StatusCode::BAD_REQUEST,
-            "Adresse de retour refusée : seule une adresse http de bouclage (127.0.0.1, localhost) est acceptée.",
-        );
-    };
-    let state_param = get("state");
-    let fail = |error: &str, description: &str| -> Response {
-        let mut pairs = vec![("error", error), ("error_description", description)];
-        if let Some(s) = state_param {
-            pairs.push(("state", s));
-        }
-        pairs.push(("iss", &app.issuer));
-        Redirect::to(&with_query(redirect_uri, &pairs)).into_response()
-    };
-    if get("response_type") != Some("code") {
-        return fail("unsupported_response_type", "only response_type=code");
-    }
-    if !get("scope").is_some_and(|s| s.split(' ').any(|w| w == "openid")) {
-        return fail("invalid_scope", "the scope must contain openid");
-    }
-    let Some(challenge) = get("code_challenge").filter(|c| pkce_ok(c)) else {
-        return fail(
-            "invalid_request",
-            "PKCE is required: code_challenge missing or malformed",
-        );
-    };
-    if get("code_challenge_method") != Some("S256") {
-        return fail("invalid_request", "code_challenge_method must be S256");
-    }
-    let Ok(id) = random::token() else {
-        return page_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Erreur interne du bac à sable.",
-        );
-    };
-    let pending = Pending {
-        redirect_uri: redirect_uri.to_owned(),
-        state: state_param.map(str::to_owned),
-        nonce: get("nonce").map(str::to_owned),
-        challenge: challenge.to_owned(),
-        scope: get("scope").unwrap_or_default().to_owned(),
-        login_hint: get("login_hint").map(str::to_owned),
-        expires: Instant::now() + CODE_LIFETIME,
-    };
-    let hint = pending.login_hint.clone();
-    {
-        let mut st = app.state.lock().unwrap_or_else(|e| e.into_inner());
-        state::insert_bounded(&mut st.pending, id.clone(), pending, |p| p.expires);
-    }
-    let mut response = Html(page::login(
-        &id,
-        &app.settings.professionals,
-        hint.as_deref(),
-    ))
-    .into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
-async fn login(
-    State(app): App,
-    body: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let p = match form(body) {
-        Ok(p) => p,
-        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e.2),
-    };
-    let request = p.get("request").map(String::as_str).unwrap_or_default();
-    let pending = {
-        let mut st = app.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.pending.remove(request)
-    };
-    let Some(pending) = pending.filter(|p| p.expires > Instant::now()) else {
-        return page_error(
-            StatusCode::BAD_REQUEST,
-            "Cette demande de connexion a expiré ou a déjà servi : recommencez depuis le logiciel.",
-        );
-    };
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
-    let chosen = p
-        .get("professional")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let code;
-    if chosen.is_empty() {
-        pairs.push(("error", "access_denied"));
-        pairs.push(("error_description", "the professional cancelled the login"));
-    } else {
-        let Some(person) = app
-            .settings
-            .professionals
-            .iter()
-            .find(|x| x.national_id == chosen)
-        else {
-            return page_error(StatusCode::BAD_REQUEST, "Professionnel inconnu.");
-        };
-        let Ok(new_code) = random::token() else {
-            return page_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Erreur interne du bac à sable.",
-            );
-        };
-        code = new_code;
-        let grant = Code {
-            redirect_uri: pending.redirect_uri.clone(),
-            nonce: pending.nonce.clone(),
-            challenge: pending.challenge.clone(),
-            scope: pending.scope.clone(),
-            sub: person.national_id.clone(),
-            expires: Instant::now() + CODE_LIFETIME,
-        };
-        {
-            let mut st = app.state.lock().unwrap_or_else(|e| e.into_inner());
-            state::insert_bounded(&mut st.codes, digest(&code), grant, |c| c.expires);
-        }
-        pairs.push(("code", &code));
-    }
-    if let Some(s) = &pending.state {
-        pairs.push(("state", s));
-    }
-    pairs.push(("iss", &app.issuer));
-    Redirect::to(&with_query(&pending.redirect_uri, &pairs)).into_response()
-}
-
-async fn token(
-    State(app): App,
-    headers: HeaderMap,
-    body: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> OAuthResult {
-    let p = form(body)?;
-    app.authenticate_client(&headers, &p)?;
-    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or_default();
-    match get("grant_type") {
-        "authorization_code" => {
-            let grant = {
-                let mut st = app.state.lock().unwrap_or_else(|e| e.into_inner());
-                // Removed whatever happens next: a code is good for one attempt.
-                st.codes.remove(&digest(get("code")))
-            };
-            let grant = grant
-                .filter(|g| g.expires > Instant::now())
-                .ok_or_else(|| OAuthError::bad("invalid_grant", "unknown, used or expired code"))?;
-            if get("redirect_uri") != grant.redirect_uri {
-                return Err(OAuthError::bad(
-                    "invalid_grant",
-                    "redirect_uri differs from the authorization request",
-                ));
-            }
-            let verifier = get("code_verifier");
-            if !pkce_ok(verifier) {
-                return Err(OAuthError::bad(
-                    "invalid_grant",
-                    "code_verifier missing or malformed",
-                ));
-            }
-            let computed = URL_SAFE_NO_PAD.encode(digest(verifier));
-            if !same(&computed, &grant.challenge) {
-                return Err(OAuthError::bad("invalid_grant", "PKCE verification failed"));
-            }
-            let sid = random::token().map_err(|_| server_error())?;
-            app.issue(&grant.sub, &grant.scope, &sid, grant.nonce.as_deref())
-        }
-        "refresh_token" => {
-            let grant = {
-                let mut st = app.state.lock().unwrap_or_else(|e| e.into_inner());
-                let grant = st.refresh.remove(&digest(get("refresh_token")));
-                grant.filter(|g| g.expires > Instant::now() && st.sessions.contains(&g.sid))
-            };
-            let grant = grant.ok_or_else(|| {
-                OAuthError::bad(
-                    "invalid_grant",
-                    "refresh token unknown, used, expired or its session ended",
-                )
-            })?;
-            app.issue(&grant.sub, &grant.scope, &grant.sid, None)
-        }
-        CIBA_GRANT => ciba_poll(&app, get("auth_req_id")),
-        "" => Err(OAuthError::bad("invalid_request", "grant_type is missing")),
-        _ => Err(OAuthError::bad(
-            "unsupported_grant_type",
-            "authorization_code, refresh_token or CIBA only",
-        )),
-    }
-}
-
-fn ciba_poll(app: &Shared, auth_req_id: &str) -> OAuthResult {
-    let now = Instant::now();
-    let key = digest(auth_req_id);
-    let interval = Duration::from_secs(app.settings.ciba_interval);
-    let request = {
-        let mut st = app.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(request) = st.ciba.get_mut(&key) else {
-            return Err(OAuthError::bad(
-                "invalid_grant",
-                "unknown or finished auth_req_id",
-            ));
-        };
-        if request.expires <= now {
-            st.ciba.remove(&key);
-            return Err(OAuthError::bad(
-                "expired_token",
-                "the professional did not answer in time",
-            ));
-        }
-        // A little slack: the client measures from our answer, we from its request.
-        let too_soon = request
-            .last_poll
-            .is_some_and(|last| now.duration_since(last) + Duration::from_millis(200) < interval);
-        request.last_poll = Some(now);
-        if too_soon {
-            return Err(OAuthError::bad(
-                "slow_down",
-                format!("poll at most every {} s", interval.as_secs()),
-            ));
-        }
-        let answer = app.settings.professional(&request.sub).map(|p| p.ciba);
-        if request.answer_at > now || answer == Some(CibaAnswer::Ignore) {
-            return Err(OAuthError::bad(
-                "authorization_pending",
-                "waiting for the professional",
-            ));
-        }
-        st.ciba.remove(&key).expect("present above")
-    };
-    if app.settings.professional(&request.sub).map(|p| p.ciba) == Some(CibaAnswer::Refuse) {
-        return Err(OAuthError::bad(
-            "access_denied",
-            "the professional declined the request",
-        ));
-    }
-    let sid = random::token().map_err(|_| server_error())?;
-    app.issue(&request.sub, &request.scope, &sid, None)
-}
-
-async fn bc_authorize(
-    State(app): App,
-    headers: HeaderMap,
-    body: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> OAuthResult {
-    let p = form(body)?;
-    app.authenticate_client(&headers, &p)?;
-    let get = |k: &str| p.get(k).map(String::as_str);
-    let scope = get("scope").unwrap_or_default();
-    if !scope.split(' ').any(|w| w == "openid") {
-        return Err(OAuthError::bad(
-            "invalid_scope",
-            "the scope must contain openid",
-        ));
-    }
-    if get("login_hint_token").is_some() || get("id_token_hint").is_some() {
-        return Err(OAuthError::bad(
-            "invalid_request",
-            "only login_hint is supported",
-        ));
-    }
-    let hint = get("login_hint").unwrap_or_default();
-    if hint.is_empty() {
-        return Err(OAuthError::bad("invalid_request", "login_hint is required"));
-    }
-    if get("binding_message").is_some_and(|m| m.chars().count() > 64) {
-        return Err(OAuthError::bad(
-            "invalid_binding_message",
-            "binding_message is longer than 64 characters",
-        ));
-    }
-    let person = app.settings.professional(hint).ok_or_else(|| {
-        OAuthError::bad(
-            "unknown_user_id",
-            "no test professional has this login_hint",
-        )
-    })?;
-    let id = random::token().map_err(|_| server_error())?;
-    let now = Instant::now();
-    let request = Ciba {
-        sub: person.national_id.clone(),
-        scope: scope.to_owned(),
-        answer_at: now + app.settings.ciba_delay,
-        expires: now + Duration::from_secs(app.settings.ciba_expires_in),
-        last_poll: None,
-    };
-    {
-        let mut st = app.state.lock().unwrap_or_else(|e| e.into_inner());
-        state::insert_bounded(&mut st.ciba, digest(&id), request, |r| r.expires);
-    }
-    Ok(json_ok(json!({
-        "auth_req_id": id,
-        "expires_in": app.settings.ciba_expires_in,
-        "interval": app.settings.ciba_interval.max(1),
-    })))
 }
 
 async fn introspect(
