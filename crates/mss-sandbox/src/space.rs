@@ -45,8 +45,8 @@ impl SandboxOptions {
     }
 }
 
-/// The PSC part of `sandbox.json`.
-#[derive(Debug, Serialize)]
+/// The PSC part of `sandbox.json`. Its Debug output hides the client secret.
+#[derive(Serialize)]
 pub struct PscInfo {
     pub issuer: String,
     pub client_id: String,
@@ -57,6 +57,17 @@ pub struct PscInfo {
     /// file (Dovecot: `local_validation_key_dict`, file `<client_id>/RS256/<kid>`).
     pub public_key_pem: PathBuf,
     pub professionals: Vec<Professional>,
+}
+
+impl std::fmt::Debug for PscInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PscInfo")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[REDACTED]")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One mailbox in `sandbox.json`.

@@ -158,6 +158,11 @@ async fn a_second_start_reuses_the_pki_and_the_client_secret() {
         .await
         .unwrap();
     assert!(!second.created);
+    let shown = format!("{second:?} {}", second.summary());
+    assert!(
+        !shown.contains(&secret),
+        "the client secret leaks in Debug or the summary"
+    );
     assert_eq!(std::fs::read(&second.info.ca_pem).unwrap(), root);
     assert_eq!(second.info.psc.client_secret, secret);
     assert_eq!(std::fs::read(&app_cert).unwrap(), app_bytes);
