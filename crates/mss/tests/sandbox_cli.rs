@@ -233,3 +233,107 @@ fn sandbox_credentials_open_a_real_dovecot_for_psc_and_app_mailboxes() {
         "{log}"
     );
 }
+
+/// One HTTP/1.1 exchange over a plain socket (the test plays the browser; no client crate
+/// that mss also uses). Returns the status line, the head and the body.
+fn browser(method: &str, url: &str, body: &str) -> (String, String, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, head.to_owned(), body.to_owned())
+}
+
+#[test]
+fn mss_logs_in_through_the_french_login_page_with_pkce() {
+    let dir = tempfile::tempdir().unwrap();
+    let _sandbox = start(dir.path());
+    let toml = std::fs::read_to_string(dir.path().join("mss.toml"))
+        .unwrap()
+        .replace("flow = \"ciba\"", "flow = \"code\"");
+    let config = dir.path().join("mss-code.toml");
+    std::fs::write(&config, toml).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .arg("--config")
+        .arg(&config)
+        .args(["login", "--once"])
+        .env_remove("MSS_CONFIG")
+        // No browser opener: mss prints the address and waits, which is what we want.
+        .env("PATH", "/nonexistent")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mss starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let login_url = loop {
+        let line = rx
+            .recv_timeout(TIMEOUT)
+            .expect("mss prints the login address");
+        if line.starts_with("http://") {
+            break line;
+        }
+    };
+    let (status, _, page) = browser("GET", &login_url, "");
+    assert!(status.contains("200"), "{status}\n{page}");
+    assert!(page.contains("Pro Santé Connect") && page.contains("Karim BENALI"));
+    let request = page
+        .split("name=\"request\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("request id in the page");
+    let issuer = login_url.split("/auth?").next().unwrap();
+    let (status, head, _) = browser(
+        "POST",
+        &format!("{issuer}/auth/login"),
+        &format!("request={request}&professional=899700000002"),
+    );
+    assert!(status.contains("303"), "{status}");
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .expect("redirect")
+        .trim()
+        .to_owned();
+    assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+    let (status, _, _) = browser("GET", &location, "");
+    assert!(
+        status.contains("200"),
+        "mss's loopback listener answers: {status}"
+    );
+
+    let deadline = Instant::now() + TIMEOUT;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "mss login did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let login = json(&output);
+    assert_eq!(login["subject"], "899700000002");
+    assert_eq!(login["email"], "karim.benali@sandbox.mssante.fr");
+}
