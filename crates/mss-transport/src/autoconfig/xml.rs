@@ -15,7 +15,8 @@ const MAX_NODES: u32 = 10_000;
 pub enum AuthMethod {
     /// `OAuth2`: a bearer token over SASL (XOAUTH2): PSC for BAL PER/ORG.
     OAuth2,
-    /// `client-certificate`: TLS client certificate, SASL EXTERNAL: BAL APP.
+    /// `client-certificate` (or Thunderbird's `TLS-client-cert`): TLS client certificate,
+    /// SASL EXTERNAL: BAL APP.
     ClientCertificate,
     /// Anything else (`password-cleartext`, `GSSAPI`…): mss never uses it.
     Other(String),
@@ -96,7 +97,11 @@ fn server(node: roxmltree::Node<'_, '_>, domain: &str) -> XmlServer {
         .take(16)
         .map(|t| match t.trim() {
             t if t.eq_ignore_ascii_case("OAuth2") => AuthMethod::OAuth2,
-            t if t.eq_ignore_ascii_case("client-certificate") => AuthMethod::ClientCertificate,
+            t if t.eq_ignore_ascii_case("client-certificate")
+                || t.eq_ignore_ascii_case("TLS-client-cert") =>
+            {
+                AuthMethod::ClientCertificate
+            }
             other => AuthMethod::Other(other.chars().take(64).collect()),
         })
         .collect();
@@ -133,7 +138,7 @@ mod tests {
       <port>143</port>
       <socketType>STARTTLS</socketType>
       <authentication>OAuth2</authentication>
-      <authentication>client-certificate</authentication>
+      <authentication>TLS-client-cert</authentication>
       <username>%EMAILADDRESS%</username>
     </incomingServer>
     <outgoingServer type="smtp">
@@ -141,6 +146,7 @@ mod tests {
       <port>587</port>
       <socketType>STARTTLS</socketType>
       <authentication>OAuth2</authentication>
+      <authentication>client-certificate</authentication>
     </outgoingServer>
   </emailProvider>
 </clientConfig>"#;
@@ -163,6 +169,10 @@ mod tests {
         assert_eq!(
             (smtp.port, smtp.security),
             (Some(587), Some(Security::StartTls))
+        );
+        assert_eq!(
+            smtp.auth,
+            vec![AuthMethod::OAuth2, AuthMethod::ClientCertificate]
         );
     }
 
