@@ -34,7 +34,7 @@ const WS: &str = "mss_ws";
 pub const SHORT_PREFIX: usize = 5;
 /// A long prefix matching more words than this falls back to its first
 /// four characters (a superset; exact words still rank first).
-const MAX_EXPANSION: usize = 64;
+const MAX_EXPANSION: usize = 8;
 /// Matching documents scored per query at most (see `grouped`).
 pub const MAX_MATCHES: usize = 5000;
 
@@ -160,21 +160,13 @@ pub fn document(f: &Fields, e: &Entry, scratch: &mut String) -> TantivyDocument 
 pub fn to_tantivy(f: &Fields, searcher: &Searcher, q: &Query, all: bool) -> Box<dyn TQuery> {
     let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = Vec::new();
     for w in &q.words {
-        let alts: Vec<(Occur, Box<dyn TQuery>)> = w
-            .alts
-            .iter()
-            .map(|a| (Occur::Should, alt_query(f, searcher, a)))
-            .collect();
-        if alts.is_empty() {
-            continue;
-        }
-        let word: Box<dyn TQuery> = if alts.len() == 1 {
-            alts.into_iter()
-                .next()
-                .map(|(_, q)| q)
-                .expect("one alternative")
-        } else {
-            Box::new(BooleanQuery::new(alts))
+        let mut alts: Vec<Box<dyn TQuery>> =
+            w.alts.iter().map(|a| alt_query(f, searcher, a)).collect();
+        let word: Box<dyn TQuery> = match alts.len() {
+            0 => continue,
+            1 => alts.pop().expect("one alternative"),
+            // A word scores its best alternative, not their sum.
+            _ => Box::new(DisjunctionMaxQuery::new(alts)),
         };
         let occur = if all && w.required {
             Occur::Must
@@ -182,6 +174,9 @@ pub fn to_tantivy(f: &Fields, searcher: &Searcher, q: &Query, all: bool) -> Box<
             Occur::Should
         };
         clauses.push((occur, word));
+        for b in &w.bonus {
+            clauses.push((Occur::Should, bonus_query(f, b)));
+        }
     }
     // A mailbox is what users look for: it edges ahead at equal match.
     let bal = TermQuery::new(
@@ -202,38 +197,42 @@ fn alt_query(f: &Fields, searcher: &Searcher, a: &Alt) -> Box<dyn TQuery> {
     let c =
         |q: Box<dyn TQuery>, s: Score| -> Box<dyn TQuery> { Box::new(ConstScoreQuery::new(q, s)) };
     match a {
-        Alt::Prefix(p) if p.chars().count() < SHORT_PREFIX => {
-            Box::new(DisjunctionMaxQuery::new(vec![
-                c(term(f.pfx, p), 1.0),
-                c(term(f.word, p), 2.0),
-            ]))
-        }
+        Alt::Prefix(p) if p.chars().count() < SHORT_PREFIX => c(term(f.pfx, p), 1.0),
         Alt::Prefix(p) => match expand(f, searcher, p) {
             Some(words) if words.is_empty() => Box::new(EmptyQuery),
+            Some(mut words) if words.len() == 1 => {
+                let t = words.pop().expect("one word");
+                c(Box::new(TermQuery::new(t, IndexRecordOption::Basic)), 1.0)
+            }
             Some(words) => {
-                let exact = Term::from_field_text(f.word, p);
                 let clauses = words
                     .into_iter()
-                    .map(|t| {
-                        let s = if t == exact { 2.0 } else { 1.0 };
+                    .map(|t| -> (Occur, Box<dyn TQuery>) {
                         (
                             Occur::Should,
-                            c(Box::new(TermQuery::new(t, IndexRecordOption::Basic)), s),
+                            Box::new(TermQuery::new(t, IndexRecordOption::Basic)),
                         )
                     })
                     .collect();
-                Box::new(BooleanQuery::new(clauses))
+                c(Box::new(BooleanQuery::new(clauses)), 1.0)
             }
+            // Too many words start with it: its first characters are a
+            // superset, and whole words still rank first through the bonus.
             None => {
                 let short: String = p.chars().take(SHORT_PREFIX - 1).collect();
-                Box::new(DisjunctionMaxQuery::new(vec![
-                    c(term(f.pfx, &short), 1.0),
-                    c(term(f.word, p), 2.0),
-                ]))
+                c(term(f.pfx, &short), 1.0)
             }
         },
         Alt::Exact(w) => c(term(f.word, w), 2.0),
         Alt::Tag(t) => c(term(f.tag, t), 2.0),
+    }
+}
+
+/// A whole-word match only adds to the score, it never decides a match.
+fn bonus_query(f: &Fields, a: &Alt) -> Box<dyn TQuery> {
+    match a {
+        Alt::Exact(w) | Alt::Prefix(w) => Box::new(ConstScoreQuery::new(term(f.word, w), 1.0)),
+        Alt::Tag(t) => Box::new(ConstScoreQuery::new(term(f.tag, t), 1.0)),
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Word {
     /// A document must match one alternative of every required word.
     pub required: bool,
     pub alts: Vec<Alt>,
+    /// Matches that only add to the score (a whole word beats a prefix).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bonus: Vec<Alt>,
     /// What the synonym table read (« cardiologie »), if anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meaning: Option<String>,
@@ -132,6 +135,7 @@ impl Query {
                 required: true,
                 alts: vec![Alt::Tag(tag)],
                 meaning: None,
+                bonus: Vec::new(),
             })
         };
         if let Some(v) = &f.postcode {
@@ -157,6 +161,7 @@ impl Query {
                     required: true,
                     alts: vec![Alt::Exact(w.to_owned())],
                     meaning: None,
+                    bonus: Vec::new(),
                 });
             }
         }
@@ -190,6 +195,7 @@ fn filter_word(field: &str, value: &str) -> Option<Word> {
         required: true,
         alts: vec![Alt::Tag(tag)],
         meaning: None,
+        bonus: Vec::new(),
     })
 }
 
@@ -204,6 +210,7 @@ fn mailbox_word(raw: &str) -> Word {
             required: true,
             alts: vec![Alt::Tag(format!("dom:{domain}"))],
             meaning: None,
+            bonus: Vec::new(),
         },
         Some((local, "")) => {
             // « jean.dupont@ »: the start of an address; its words must match.
@@ -217,6 +224,7 @@ fn mailbox_word(raw: &str) -> Word {
                 required: true,
                 alts: alts.unwrap_or_default(),
                 meaning: None,
+                bonus: Vec::new(),
             }
         }
         _ => Word {
@@ -225,6 +233,7 @@ fn mailbox_word(raw: &str) -> Word {
             required: true,
             alts: vec![Alt::Tag(format!("bal:{lower}"))],
             meaning: None,
+            bonus: Vec::new(),
         },
     }
 }
@@ -264,6 +273,7 @@ fn classify(w: &str) -> Word {
         required: true,
         alts,
         meaning: None,
+        bonus: Vec::new(),
     };
     if is_departement(w) {
         let mut alts = vec![Alt::Tag(format!("dep:{w}"))];
@@ -293,18 +303,19 @@ fn classify(w: &str) -> Word {
     }
     let syns = synonyms::lookup(w);
     if !syns.is_empty() {
-        let mut alts = vec![prefix_alt(w)];
-        for s in &syns {
-            alts.extend(s.tags.iter().map(|t| Alt::Tag((*t).to_owned())));
-            // Label prefixes only for what the code list may miss: the
-            // word's own prefix covers most labels already.
-            alts.extend(
-                s.prefixes
-                    .iter()
-                    .filter(|p| !p.starts_with(w) && !w.starts_with(**p))
-                    .take(1)
-                    .map(|p| Alt::Prefix((*p).to_owned())),
-            );
+        // One tag per family, set at import from the codes: a single
+        // posting list instead of a union of codes and labels.
+        let mut alts: Vec<Alt> = syns
+            .iter()
+            .map(|s| Alt::Tag(synonyms::family_tag(s.label)))
+            .collect();
+        let exact = syns.iter().any(|s| s.triggers.contains(&w));
+        if exact {
+            // The word itself may be in a text (« Service de cardiologie »).
+            alts.push(Alt::Exact(w.to_owned()));
+        } else {
+            // « général » may also be a street word (« du général de gaulle »).
+            alts.push(prefix_alt(w));
         }
         let professional = syns
             .iter()
@@ -322,19 +333,23 @@ fn classify(w: &str) -> Word {
     }
     let full: Vec<&str> = expansions(w).collect();
     if !full.is_empty() && !CIVILITIES.contains(&w) {
-        let mut alts = vec![prefix_alt(w)];
-        for f in &full {
-            // « ch » → centre hospitalier: the first word is enough to match.
-            if let Some(first) = f.split(' ').next() {
-                alts.push(Alt::Exact(first.to_owned()));
-            }
-        }
+        // The index holds abbreviations and full forms both ways, so the
+        // abbreviation as a prefix finds « pl », « place » and « PL ».
+        let bonus = full
+            .iter()
+            .filter_map(|f| f.split(' ').next())
+            .map(|f| Alt::Exact(f.to_owned()))
+            .collect();
         return Word {
             meaning: Some(full.join(", ")),
-            ..word(Role::Voie, alts)
+            bonus,
+            ..word(Role::Voie, vec![prefix_alt(w)])
         };
     }
-    word(Role::Mot, vec![prefix_alt(w)])
+    Word {
+        bonus: vec![Alt::Exact(w.to_owned())],
+        ..word(Role::Mot, vec![prefix_alt(w)])
+    }
 }
 
 /// Words of one character are not indexed as prefixes: they must be whole.

@@ -373,8 +373,16 @@ fn tag(tags: &mut Vec<String>, prefix: &str, value: &str) {
     }
 }
 
-/// Deduplicates words and tags, drops stop words and overlong words.
+/// Deduplicates words and tags, drops stop words and overlong words, adds
+/// the synonym family of each code.
 fn finish(mut e: Entry) -> Entry {
+    let families: Vec<String> = e
+        .tags
+        .iter()
+        .flat_map(|t| crate::synonyms::families_of(t))
+        .map(|s| crate::synonyms::family_tag(s.label))
+        .collect();
+    e.tags.extend(families);
     e.words
         .retain(|w| !crate::text::is_stopword(w) && w.len() <= 64);
     e.words.sort_unstable();
@@ -430,11 +438,20 @@ pub fn expansions(word: &str) -> impl Iterator<Item = &'static str> + '_ {
 }
 
 fn expand_abbreviations(words: &mut Vec<String>) {
-    let extra: Vec<String> = words
+    let mut extra: Vec<String> = words
         .iter()
         .flat_map(|w| expansions(w))
         .flat_map(|full| full.split(' '))
         .map(str::to_owned)
         .collect();
+    // Full forms get their abbreviations too (« saint » → `st`), so a query
+    // abbreviation is one prefix lookup.
+    for w in words.iter() {
+        for (abbr, full) in ABBREVIATIONS {
+            if full == w {
+                extra.push((*abbr).to_owned());
+            }
+        }
+    }
     words.extend(extra);
 }
