@@ -302,6 +302,22 @@ pub fn lookup(word: &str) -> Vec<&'static Synonym> {
         .collect()
 }
 
+/// The tag the importer gives every document of a family.
+pub fn family_tag(label: &str) -> String {
+    format!(
+        "fam:{}",
+        crate::text::fold(label)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join("-")
+    )
+}
+
+/// Families whose codes include `tag` (`code:sm04`, `prof:60`).
+pub fn families_of(tag: &str) -> impl Iterator<Item = &'static Synonym> + '_ {
+    SYNONYMS.iter().filter(move |s| s.tags.contains(&tag))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,20 +339,4 @@ mod tests {
         assert_eq!(lookup("gynecol")[0].label, "gynécologie");
         assert!(lookup("dup").is_empty());
     }
-}
-
-/// The tag the importer gives every document of a family.
-pub fn family_tag(label: &str) -> String {
-    format!(
-        "fam:{}",
-        crate::text::fold(label)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join("-")
-    )
-}
-
-/// Families whose codes include `tag` (`code:sm04`, `prof:60`).
-pub fn families_of(tag: &str) -> impl Iterator<Item = &'static Synonym> + '_ {
-    SYNONYMS.iter().filter(move |s| s.tags.contains(&tag))
 }
