@@ -168,15 +168,21 @@ pub fn to_tantivy(f: &Fields, searcher: &Searcher, q: &Query, all: bool) -> Box<
             // A word scores its best alternative, not their sum.
             _ => Box::new(DisjunctionMaxQuery::new(alts)),
         };
+        // The bonus sits inside the word's own clause: each word is one
+        // scorer, and the top level a plain intersection.
+        let word: Box<dyn TQuery> = if w.bonus.is_empty() {
+            word
+        } else {
+            let mut parts = vec![(Occur::Must, word)];
+            parts.extend(w.bonus.iter().map(|b| (Occur::Should, bonus_query(f, b))));
+            Box::new(BooleanQuery::new(parts))
+        };
         let occur = if all && w.required {
             Occur::Must
         } else {
             Occur::Should
         };
         clauses.push((occur, word));
-        for b in &w.bonus {
-            clauses.push((Occur::Should, bonus_query(f, b)));
-        }
     }
     // A mailbox is what users look for: it edges ahead at equal match.
     let bal = TermQuery::new(

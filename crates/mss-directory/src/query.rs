@@ -314,8 +314,9 @@ fn classify(w: &str) -> Word {
             // The word itself may be in a text (« Service de cardiologie »).
             alts.push(Alt::Exact(w.to_owned()));
         } else {
-            // « général » may also be a street word (« du général de gaulle »).
-            alts.push(prefix_alt(w));
+            // « général » may also be a whole street word (« du général de
+            // gaulle »); as a prefix it would match half the directory.
+            alts.push(Alt::Exact(w.to_owned()));
         }
         let professional = syns
             .iter()
