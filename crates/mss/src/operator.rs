@@ -5,7 +5,9 @@ use crate::config::Config;
 use anyhow::{Context, Result};
 use mss_psc::{PscClient, PscError, PscSession};
 use mss_transport::TransportError;
-use mss_transport::autoconfig::{self, Explicit, HttpFetcher, Report, SystemResolver};
+use mss_transport::autoconfig::{
+    self, Explicit, HttpFetcher, Report, SrvError, SrvRecord, SrvResolver, SystemResolver,
+};
 use mss_transport::bal::{BalAuth, BalConfig};
 use mss_transport::client::{BalClient, BalServers};
 use mss_transport::supervisor::TokenSource;
@@ -102,16 +104,42 @@ pub async fn discover(
             security: bal.security,
         })
     });
-    let resolver = SystemResolver::from_system().map_err(TransportError::Config)?;
     let fetcher = HttpFetcher::new(policy.http_tls_config())?;
-    Ok(autoconfig::discover(
-        address,
-        explicit.as_ref(),
-        &config.autoconfig,
-        &resolver,
-        &fetcher,
-    )
-    .await)
+    // A machine without a usable DNS configuration can still use servers given by hand: the
+    // resolver's failure is then reported as an attempt, not as the end of the command.
+    let resolver = SystemResolver::from_system().map_err(NoDns);
+    let report = match &resolver {
+        Ok(resolver) => {
+            autoconfig::discover(
+                address,
+                explicit.as_ref(),
+                &config.autoconfig,
+                resolver,
+                &fetcher,
+            )
+            .await
+        }
+        Err(no_dns) => {
+            autoconfig::discover(
+                address,
+                explicit.as_ref(),
+                &config.autoconfig,
+                no_dns,
+                &fetcher,
+            )
+            .await
+        }
+    };
+    Ok(report)
+}
+
+/// Stands for the resolver when the system's DNS configuration cannot be read.
+struct NoDns(String);
+
+impl SrvResolver for NoDns {
+    async fn lookup(&self, _name: &str) -> Result<Vec<SrvRecord>, SrvError> {
+        Err(SrvError::Failed(self.0.clone()))
+    }
 }
 
 /// Logs in to Pro Santé Connect with the `[psc]` settings (CIBA or browser).
