@@ -26,11 +26,11 @@ pub fn run(command: DirectoryCommand) -> Result<()> {
             let started = Instant::now();
             let mut bar = |p: &Progress| {
                 if tty {
-                    let pct = if p.total > 0 {
-                        p.bytes.saturating_mul(100) / p.total
-                    } else {
-                        0
-                    };
+                    let pct = p
+                        .bytes
+                        .saturating_mul(100)
+                        .checked_div(p.total)
+                        .unwrap_or(0);
                     let name = p.file.rsplit('/').next().unwrap_or(&p.file);
                     eprint!(
                         "\r\x1b[2K{name}: {pct:>3} % — {} lignes — {:.0} s",
