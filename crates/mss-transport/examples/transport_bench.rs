@@ -212,7 +212,11 @@ async fn main() {
                 .args(args)
                 .output()
                 .expect("mss");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             started.elapsed().as_secs_f64()
         };
         let mut logins = Vec::new();
@@ -220,7 +224,9 @@ async fn main() {
         for round in 0..rounds {
             let login = time(&["login", "--once"]);
             let sync = time(&["sync", "--once", "--all", "--json"]);
-            println!("round {round}: mss login --once {login:.2} s; mss sync --once --all {sync:.2} s");
+            println!(
+                "round {round}: mss login --once {login:.2} s; mss sync --once --all {sync:.2} s"
+            );
             logins.push(login);
             syncs.push(sync);
         }
