@@ -14,12 +14,23 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("import") if args.len() >= 3 => {
             let files: Vec<PathBuf> = args[2..].iter().map(PathBuf::from).collect();
-            match import(
-                Path::new(&args[1]),
-                &files,
-                &ImportOptions::default(),
-                &mut |_| {},
-            ) {
+            // Tuning knobs for experiments; the defaults are what the CLI uses.
+            let mut opts = ImportOptions::default();
+            let env = |name: &str| {
+                std::env::var(name)
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok())
+            };
+            if let Some(v) = env("MSS_IMPORT_THREADS") {
+                opts.threads = v;
+            }
+            if let Some(v) = env("MSS_IMPORT_MEMORY_MB") {
+                opts.memory_bytes = v << 20;
+            }
+            if let Some(v) = env("MSS_IMPORT_MAX_SEGMENTS") {
+                opts.max_segments = v;
+            }
+            match import(Path::new(&args[1]), &files, &opts, &mut |_| {}) {
                 Ok(s) => println!("{}", serde_json::to_string(&s).unwrap_or_default()),
                 Err(e) => fail(&e.to_string()),
             }

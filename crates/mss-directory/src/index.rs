@@ -118,7 +118,13 @@ pub fn document(f: &Fields, e: &Entry, scratch: &mut String) -> TantivyDocument 
         EntryKind::Activity | EntryKind::Mailbox => {
             scratch.clear();
             let mut grams: Vec<&str> = Vec::with_capacity(e.words.len() * 3);
-            for w in &e.words {
+            // A number is only ever searched whole (street numbers, codes):
+            // its prefixes would be postings nobody reads.
+            for w in e
+                .words
+                .iter()
+                .filter(|w| !w.bytes().all(|b| b.is_ascii_digit()))
+            {
                 for (n, (i, c)) in w.char_indices().enumerate() {
                     if n + 1 >= SHORT_PREFIX {
                         break;

@@ -31,6 +31,7 @@ fn small() -> ImportOptions {
     ImportOptions {
         threads: 1,
         memory_bytes: 30 << 20,
+        max_segments: 1,
     }
 }
 

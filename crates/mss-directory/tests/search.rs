@@ -316,6 +316,7 @@ fn fixture() -> &'static Fixture {
             &ImportOptions {
                 threads: 1,
                 memory_bytes: 50 << 20,
+                max_segments: 1,
             },
             &mut |_| {},
         )
