@@ -379,8 +379,8 @@ fn finish(mut e: Entry) -> Entry {
     let families: Vec<String> = e
         .tags
         .iter()
-        .flat_map(|t| crate::synonyms::families_of(t))
-        .map(|s| crate::synonyms::family_tag(s.label))
+        .flat_map(|t| crate::synonyms::family_tags_of(t))
+        .cloned()
         .collect();
     e.tags.extend(families);
     e.words
@@ -437,21 +437,29 @@ pub fn expansions(word: &str) -> impl Iterator<Item = &'static str> + '_ {
         .map(|(_, full)| *full)
 }
 
-fn expand_abbreviations(words: &mut Vec<String>) {
-    let mut extra: Vec<String> = words
-        .iter()
-        .flat_map(|w| expansions(w))
-        .flat_map(|full| full.split(' '))
-        .map(str::to_owned)
-        .collect();
-    // Full forms get their abbreviations too (« saint » → `st`), so a query
-    // abbreviation is one prefix lookup.
-    for w in words.iter() {
-        for (abbr, full) in ABBREVIATIONS {
-            if full == w {
-                extra.push((*abbr).to_owned());
+/// Words added to the index for a word: the full forms of an abbreviation,
+/// and the abbreviations of a full form (« saint » → `st`), so a query
+/// abbreviation is one prefix lookup. Built once: the import asks for
+/// every word of every row.
+fn abbreviation_words(word: &str) -> &'static [&'static str] {
+    static TABLE: std::sync::LazyLock<std::collections::HashMap<&'static str, Vec<&'static str>>> =
+        std::sync::LazyLock::new(|| {
+            let mut m: std::collections::HashMap<&'static str, Vec<&'static str>> =
+                std::collections::HashMap::new();
+            for (abbr, full) in ABBREVIATIONS {
+                m.entry(abbr).or_default().extend(full.split(' '));
+                m.entry(full).or_default().push(abbr);
             }
-        }
-    }
+            m
+        });
+    TABLE.get(word).map_or(&[], Vec::as_slice)
+}
+
+fn expand_abbreviations(words: &mut Vec<String>) {
+    let extra: Vec<String> = words
+        .iter()
+        .flat_map(|w| abbreviation_words(w))
+        .map(|w| (*w).to_owned())
+        .collect();
     words.extend(extra);
 }

@@ -318,6 +318,23 @@ pub fn families_of(tag: &str) -> impl Iterator<Item = &'static Synonym> + '_ {
     SYNONYMS.iter().filter(move |s| s.tags.contains(&tag))
 }
 
+/// The family tags (`fam:…`) of a code tag, from a table built once: the
+/// import asks for every tag of every row.
+pub fn family_tags_of(tag: &str) -> &'static [String] {
+    static TABLE: std::sync::LazyLock<std::collections::HashMap<&'static str, Vec<String>>> =
+        std::sync::LazyLock::new(|| {
+            let mut m: std::collections::HashMap<&'static str, Vec<String>> =
+                std::collections::HashMap::new();
+            for s in SYNONYMS {
+                for t in s.tags {
+                    m.entry(t).or_default().push(family_tag(s.label));
+                }
+            }
+            m
+        });
+    TABLE.get(tag).map_or(&[], Vec::as_slice)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

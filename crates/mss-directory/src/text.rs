@@ -12,34 +12,40 @@ pub const MAX_PREFIX: usize = 16;
 /// « L'Église Saint-Œuf » → `l eglise saint oeuf`.
 pub fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    if text.is_ascii() {
-        // Most of the files: no accents to strip, no Unicode tables needed.
-        for b in text.bytes() {
-            out.push(if b.is_ascii_alphanumeric() {
-                char::from(b.to_ascii_lowercase())
+    for ch in text.chars() {
+        // Most characters of the files are ASCII: no Unicode tables needed.
+        if ch.is_ascii() {
+            out.push(if ch.is_ascii_alphanumeric() {
+                ch.to_ascii_lowercase()
             } else {
                 ' '
             });
-        }
-        return out;
-    }
-    for c in text.nfd() {
-        if is_combining_mark(c) {
             continue;
         }
-        match c {
-            'œ' | 'Œ' => out.push_str("oe"),
-            'æ' | 'Æ' => out.push_str("ae"),
-            'ß' => out.push_str("ss"),
-            c if c.is_alphanumeric() => {
-                for l in c.to_lowercase() {
-                    out.push(l);
-                }
-            }
-            _ => out.push(' '),
+        // Marks are dropped, so decomposing one character at a time gives
+        // the same result as decomposing the whole text.
+        for c in std::iter::once(ch).nfd() {
+            fold_char(c, &mut out);
         }
     }
     out
+}
+
+fn fold_char(c: char, out: &mut String) {
+    if is_combining_mark(c) {
+        return;
+    }
+    match c {
+        'œ' | 'Œ' => out.push_str("oe"),
+        'æ' | 'Æ' => out.push_str("ae"),
+        'ß' => out.push_str("ss"),
+        c if c.is_alphanumeric() => {
+            for l in c.to_lowercase() {
+                out.push(l);
+            }
+        }
+        _ => out.push(' '),
+    }
 }
 
 /// The folded words of `text`, in order.
