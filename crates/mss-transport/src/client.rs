@@ -98,7 +98,7 @@ impl<S: TokenSource> BalClient<S> {
                 (None, Some(tokens))
             }
         };
-        let (status, _) = watch::channel(BalStatus::Done);
+        let (status, _) = watch::channel(BalStatus::Idle);
         Ok(BalClient {
             bal,
             servers,
