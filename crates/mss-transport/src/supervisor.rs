@@ -93,6 +93,8 @@ impl RetryPolicy {
 /// What the user sees of a mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BalStatus {
+    /// Nothing asked of the mailbox yet.
+    Idle,
     Connecting {
         attempt: u32,
     },
