@@ -223,6 +223,7 @@ fn build(
     writer
         .wait_merging_threads()
         .map_err(|e| Error::Index(e.to_string()))?;
+    remove_dead_segments(&index, out)?;
     let json = serde_json::to_vec(&headers).map_err(|e| Error::Index(e.to_string()))?;
     write_atomic(&out.join(HEADERS_FILE), &json)?;
     Ok(ImportSummary {
@@ -238,6 +239,27 @@ fn build(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     })
+}
+
+/// Deletes the files of segments merged away (tantivy leaves them behind
+/// when the writer closes right after a merge). The directory is the new
+/// index being built: no reader has it open.
+fn remove_dead_segments(index: &Index, out: &Path) -> Result<(), Error> {
+    let live: HashSet<String> = index
+        .searchable_segment_ids()
+        .map_err(|e| Error::Index(e.to_string()))?
+        .iter()
+        .map(|id| id.uuid_string())
+        .collect();
+    for e in fs::read_dir(out).map_err(|e| Error::io(out, e))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stem = name.split('.').next().unwrap_or("");
+        let segment = stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit());
+        if segment && !live.contains(stem) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    Ok(())
 }
 
 /// Receives one text file: its display name, its size, its reader.
