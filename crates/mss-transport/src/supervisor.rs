@@ -10,7 +10,7 @@
 //! another; [`BalStatus`] is what the user sees of it.
 
 use crate::error::{Recovery, TransportError};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
@@ -201,14 +201,10 @@ fn stop<R>(status: &watch::Sender<BalStatus>, error: TransportError) -> Result<R
     Err(error)
 }
 
-/// True when two tokens are the same secret (to check a refused token is not presented again).
-pub fn same_token(a: &SecretString, b: &SecretString) -> bool {
-    a.expose_secret() == b.expose_secret()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
 
