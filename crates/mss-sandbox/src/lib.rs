@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod fsio;
 pub mod identities;
+pub mod operator;
 pub mod pki;
 pub mod psc;
 mod random;
@@ -17,5 +18,5 @@ mod space;
 
 pub use error::SandboxError;
 pub use space::{
-    BalInfo, CLIENT_ID, DOMAIN, PscInfo, ReservedPorts, Sandbox, SandboxInfo, SandboxOptions,
+    BalInfo, CLIENT_ID, DOMAIN, OperatorPorts, PscInfo, Sandbox, SandboxInfo, SandboxOptions,
 };

@@ -4,6 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -12,6 +13,7 @@ use serde::Serialize;
 use crate::autoconfig::{AutoconfigServer, AutoconfigSettings};
 use crate::error::SandboxError;
 use crate::identities::{self, BalKind, Patient};
+use crate::operator::{Account, AccountKind, Operator, OperatorContext};
 use crate::pki::Pki;
 use crate::psc::{Professional, PscServer, PscSettings, SigningKey};
 use crate::{fsio, random};
@@ -96,10 +98,9 @@ pub struct PkiInfo {
     pub untrusted_server_key_pem: PathBuf,
 }
 
-/// Operator ports announced by autoconfig. Nothing listens on them until the operator
-/// servers exist (docs/sandbox.md).
+/// The operator's ports (also announced by autoconfig).
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct ReservedPorts {
+pub struct OperatorPorts {
     pub imap: u16,
     pub smtp: u16,
     pub imaps: u16,
@@ -111,10 +112,16 @@ pub struct SandboxInfo {
     pub version: u32,
     pub domain: String,
     pub psc: PscInfo,
+    /// IMAP with STARTTLS, `host:port`.
+    pub imap: String,
+    /// IMAP over implicit TLS, `host:port`.
+    pub imaps: String,
+    /// SMTP submission with STARTTLS, `host:port`.
+    pub smtp: String,
     pub autoconfig: String,
     pub ca_pem: PathBuf,
     pub pki: PkiInfo,
-    pub operator_ports: ReservedPorts,
+    pub operator_ports: OperatorPorts,
     pub bals: Vec<BalInfo>,
     pub patients: Vec<Patient>,
     pub config: PathBuf,
@@ -126,6 +133,7 @@ pub struct Sandbox {
     pub info: SandboxInfo,
     pub psc: PscServer,
     pub autoconfig: AutoconfigServer,
+    pub operator: Operator,
     /// Whether the PKI was made by this start.
     pub created: bool,
     pub started_in: Duration,
@@ -137,10 +145,7 @@ async fn bind(port: u16) -> Result<tokio::net::TcpListener, SandboxError> {
         .map_err(|source| SandboxError::Listen { port, source })
 }
 
-/// A port that was free a moment ago (for servers that do not exist yet).
-fn free_port() -> Result<u16, SandboxError> {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|source| SandboxError::Listen { port: 0, source })?;
+fn port_of(listener: &tokio::net::TcpListener) -> Result<u16, SandboxError> {
     listener
         .local_addr()
         .map(|a| a.port())
@@ -163,25 +168,19 @@ impl Sandbox {
         let dir = absolute(&options.dir)?;
         std::fs::create_dir_all(&dir).map_err(SandboxError::io(&dir))?;
 
-        let (psc_listener, auto_listener, ports) = match options.port_base {
-            Some(base) => (
-                bind(base).await?,
-                bind(port_at(base, 1)?).await?,
-                ReservedPorts {
-                    imap: port_at(base, 2)?,
-                    smtp: port_at(base, 3)?,
-                    imaps: port_at(base, 4)?,
-                },
-            ),
-            None => (
-                bind(0).await?,
-                bind(0).await?,
-                ReservedPorts {
-                    imap: free_port()?,
-                    smtp: free_port()?,
-                    imaps: free_port()?,
-                },
-            ),
+        let port = |offset: u16| match options.port_base {
+            Some(base) => port_at(base, offset),
+            None => Ok(0),
+        };
+        let psc_listener = bind(port(0)?).await?;
+        let auto_listener = bind(port(1)?).await?;
+        let imap_listener = bind(port(2)?).await?;
+        let smtp_listener = bind(port(3)?).await?;
+        let imaps_listener = bind(port(4)?).await?;
+        let ports = OperatorPorts {
+            imap: port_of(&imap_listener)?,
+            smtp: port_of(&smtp_listener)?,
+            imaps: port_of(&imaps_listener)?,
         };
 
         let names: Vec<String> = ["127.0.0.1", "localhost", DOMAIN]
@@ -196,6 +195,7 @@ impl Sandbox {
         let pki = Pki::open(&dir, &names)?;
         let key = SigningKey::open(&dir.join("psc").join("signing-key.pem"))?;
         let kid = key.kid.clone();
+        let verifying_key = key.verifying_key();
         let public_key_pem = dir.join("psc").join("signing-key.pub.pem");
         fsio::write(&public_key_pem, key.public_pem()?.as_bytes(), false)?;
         let secret = client_secret(&dir.join("psc").join("client-secret"))?;
@@ -216,6 +216,21 @@ impl Sandbox {
                 smtp_port: ports.smtp,
                 psc_issuer: psc.issuer.clone(),
             },
+        )?;
+
+        let operator = Operator::start(
+            Arc::new(OperatorContext::new(
+                &dir.join("operator"),
+                DOMAIN,
+                accounts()?,
+                &pki,
+                &psc.issuer,
+                CLIENT_ID,
+                verifying_key,
+            )?),
+            imap_listener,
+            imaps_listener,
+            smtp_listener,
         )?;
 
         let mut bals = Vec::new();
@@ -253,6 +268,9 @@ impl Sandbox {
                 public_key_pem,
                 professionals,
             },
+            imap: format!("{MAIL_HOST}:{}", ports.imap),
+            imaps: format!("{MAIL_HOST}:{}", ports.imaps),
+            smtp: format!("{MAIL_HOST}:{}", ports.smtp),
             autoconfig: autoconfig.url.clone(),
             ca_pem: pki.root.clone(),
             pki: PkiInfo {
@@ -287,6 +305,7 @@ impl Sandbox {
             info,
             psc,
             autoconfig,
+            operator,
             created: pki.created,
             started_in: started.elapsed(),
         })
@@ -323,13 +342,38 @@ impl Sandbox {
             };
             out.push_str(&format!("    {:<45} {:?} ({how})\n", bal.address, bal.kind));
         }
-        out.push_str(
-            "  Serveurs IMAP/SMTP de l'opérateur : pas encore dans cette version.\n  \
-             Operator IMAP/SMTP servers: not in this version yet.\n\
+        out.push_str(&format!(
+            "  IMAP (STARTTLS) : {}   IMAPS : {}   SMTP (STARTTLS) : {}\n\
              Ctrl-C pour arrêter / Ctrl-C to stop.\n",
-        );
+            i.imap, i.imaps, i.smtp
+        ));
         out
     }
+}
+
+/// The operator's accounts: the professionals' mailboxes, and the patients' Mon espace santé
+/// mailboxes (which receive only).
+fn accounts() -> Result<Vec<Account>, SandboxError> {
+    let mut accounts: Vec<Account> = identities::bals(DOMAIN)
+        .into_iter()
+        .map(|spec| Account {
+            address: spec.address.to_ascii_lowercase(),
+            kind: match spec.kind {
+                BalKind::Per => AccountKind::Per,
+                BalKind::Org => AccountKind::Org,
+                BalKind::App => AccountKind::App,
+            },
+            holders: spec.login_hint.into_iter().collect(),
+        })
+        .collect();
+    for patient in identities::patients()? {
+        accounts.push(Account {
+            address: patient.address.to_ascii_lowercase(),
+            kind: AccountKind::Patient,
+            holders: Vec::new(),
+        });
+    }
+    Ok(accounts)
 }
 
 fn absolute(dir: &Path) -> Result<PathBuf, SandboxError> {

@@ -77,10 +77,20 @@ async fn sandbox_json_describes_what_runs() {
         .unwrap();
     let imap = info["operator_ports"]["imap"].as_u64().unwrap();
     assert!(xml.contains(&format!("<port>{imap}</port>")), "{xml}");
-    assert!(
-        info.get("imap").is_none() && info.get("smtp").is_none(),
-        "no operator yet"
-    );
+    // The operator's servers, as host:port, and the same ports in operator_ports.
+    for (key, port) in [("imap", "imap"), ("imaps", "imaps"), ("smtp", "smtp")] {
+        let addr = info[key].as_str().unwrap();
+        assert_eq!(
+            addr,
+            format!(
+                "localhost:{}",
+                info["operator_ports"][port].as_u64().unwrap()
+            )
+        );
+        tokio::net::TcpStream::connect(addr.replace("localhost", "127.0.0.1"))
+            .await
+            .unwrap_or_else(|e| panic!("{key} {addr}: {e}"));
+    }
 
     // Mailboxes: at least two PER, one ORG, one APP with its certificate files.
     let bals = info["bals"].as_array().unwrap();

@@ -105,29 +105,54 @@ impl SigningKey {
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
 
+    /// The public half, for servers that check the tokens (the sandbox's operator).
+    pub fn verifying_key(&self) -> VerifyingKey {
+        VerifyingKey {
+            n: self.n.clone(),
+            e: self.e.clone(),
+            kid: self.kid.clone(),
+        }
+    }
+
     /// The claims of a JWT this key signed, or `None` (bad shape, header or signature).
     /// Expiry is the caller's business.
     pub fn verify(&self, jwt: &str) -> Option<Value> {
-        if jwt.len() > 16 * 1024 {
-            return None;
-        }
-        let (input, sig) = jwt.rsplit_once('.')?;
-        let (header, claims) = input.split_once('.')?;
-        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-        if header["alg"] != "RS256" || header["kid"] != self.kid.as_str() {
-            return None;
-        }
-        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        RsaPublicKeyComponents {
-            n: &self.n,
-            e: &self.e,
-        }
+        verify(&self.n, &self.e, &self.kid, jwt)
+    }
+}
+
+/// The public key that checks the simulator's JWTs.
+#[derive(Debug, Clone)]
+pub struct VerifyingKey {
+    n: Vec<u8>,
+    e: Vec<u8>,
+    pub kid: String,
+}
+
+impl VerifyingKey {
+    /// The claims of a JWT the simulator signed, or `None`. Expiry is the caller's business.
+    pub fn verify(&self, jwt: &str) -> Option<Value> {
+        verify(&self.n, &self.e, &self.kid, jwt)
+    }
+}
+
+fn verify(n: &[u8], e: &[u8], kid: &str, jwt: &str) -> Option<Value> {
+    if jwt.len() > 16 * 1024 {
+        return None;
+    }
+    let (input, sig) = jwt.rsplit_once('.')?;
+    let (header, claims) = input.split_once('.')?;
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    if header["alg"] != "RS256" || header["kid"] != kid {
+        return None;
+    }
+    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+    RsaPublicKeyComponents { n, e }
         .verify(
             &signature::RSA_PKCS1_2048_8192_SHA256,
             input.as_bytes(),
             &sig,
         )
         .ok()?;
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()
-    }
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()
 }

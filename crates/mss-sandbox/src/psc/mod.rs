@@ -17,7 +17,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Serialize;
 
-pub use keys::SigningKey;
+pub use keys::{SigningKey, VerifyingKey};
 
 use crate::error::SandboxError;
 
