@@ -108,17 +108,33 @@ pub struct Patient {
     pub birth_date: String,
     /// M or F
     pub sex: String,
+    /// INSEE code of the birthplace (the sixth INS trait).
+    pub birthplace_code: String,
 }
 
 /// Three patients; their matricules carry a valid key, checked by mss-model.
 pub fn patients() -> Result<Vec<Patient>, SandboxError> {
     [
-        ("2800175123456", "DURAND", "Alice", "1980-01-15", "F"),
-        ("1750299123789", "PETIT", "Bernard", "1975-02-03", "M"),
-        ("2120475321654", "ROUX", "Chloé", "2012-04-21", "F"),
+        (
+            "2800175123456",
+            "DURAND",
+            "Alice",
+            "1980-01-15",
+            "F",
+            "75056",
+        ),
+        (
+            "1750299123789",
+            "PETIT",
+            "Bernard",
+            "1975-02-03",
+            "M",
+            "69123",
+        ),
+        ("2120475321654", "ROUX", "Chloé", "2012-04-21", "F", "13055"),
     ]
     .iter()
-    .map(|(number, family, given, birth, sex)| {
+    .map(|(number, family, given, birth, sex, birthplace)| {
         let n: u64 = number
             .parse()
             .map_err(|_| SandboxError::Identity((*number).into()))?;
@@ -135,6 +151,7 @@ pub fn patients() -> Result<Vec<Patient>, SandboxError> {
             given_name: (*given).into(),
             birth_date: (*birth).into(),
             sex: (*sex).into(),
+            birthplace_code: (*birthplace).into(),
         })
     })
     .collect()

@@ -124,6 +124,8 @@ pub struct SandboxInfo {
     pub operator_ports: OperatorPorts,
     pub bals: Vec<BalInfo>,
     pub patients: Vec<Patient>,
+    /// A CDA consultation report for each patient, in the same order, ready to send.
+    pub documents: Vec<PathBuf>,
     pub config: PathBuf,
 }
 
@@ -256,6 +258,8 @@ impl Sandbox {
             });
         }
 
+        let patients = identities::patients()?;
+        let documents = crate::documents::write_reports(&dir, &patients, &professionals[0])?;
         let config = dir.join("mss.toml");
         let info = SandboxInfo {
             version: 1,
@@ -283,7 +287,8 @@ impl Sandbox {
             },
             operator_ports: ports,
             bals,
-            patients: identities::patients()?,
+            patients,
+            documents,
             config: config.clone(),
         };
         let json = serde_json::to_string_pretty(&info).map_err(|e| SandboxError::Io {

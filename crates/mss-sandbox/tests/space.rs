@@ -199,3 +199,27 @@ async fn port_base_gives_fixed_ports_and_a_taken_port_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn every_patient_has_a_test_report_naming_their_ins() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(SandboxOptions::new(dir.path()))
+        .await
+        .unwrap();
+    let info = &sandbox.info;
+    assert_eq!(info.documents.len(), info.patients.len());
+    for (patient, path) in info.patients.iter().zip(&info.documents) {
+        let xml = std::fs::read_to_string(path).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let ins = doc
+            .descendants()
+            .find(|n| n.has_tag_name("id") && n.attribute("root") == Some("1.2.250.1.213.1.4.10"))
+            .unwrap();
+        assert_eq!(ins.attribute("extension"), Some(patient.matricule.as_str()));
+        assert!(xml.contains(&format!("<family qualifier=\"BR\">{}</family>", patient.family_name)));
+    }
+    if std::env::var_os("MSS_KEEP_SANDBOX").is_some() {
+        let kept = dir.keep();
+        eprintln!("kept {}", kept.display());
+    }
+}
