@@ -168,7 +168,7 @@ pub fn classify(raw: &[u8]) -> Result<Received, MessageError> {
 pub fn classify_with_limit(raw: &[u8], max_bytes: usize) -> Result<Received, MessageError> {
     let message = parse_incoming_with_limit(raw, max_bytes)?;
     let sender = sender_of(&message);
-    let is_dsn = message.attachments.iter().any(|a| is_delivery_status(a));
+    let is_dsn = message.attachments.iter().any(is_delivery_status);
     let subject = message.subject.as_deref().unwrap_or("");
     let subject_is_xdm = parse_subject(subject).is_xdm;
     let kind = if message.is_mdn {

@@ -70,7 +70,7 @@ fn microbiologie_v1_then_v2() {
     apply(&mut history, &p);
 
     // As published, V2 replaces a version (…12345.13) that is not V1: 900.
-    let (zip, _) = xdm_of(&[v2.clone()], Some(XdmAction::Replace));
+    let (zip, _) = xdm_of(std::slice::from_ref(&v2), Some(XdmAction::Replace));
     let p = import(&zip, &patients, &history, &options());
     assert_eq!(
         p.documents[0].outcome.error_code().map(|c| c.code()),
@@ -106,7 +106,7 @@ fn ris_initial_replacement_deletion() {
     // The triplet's traits differ from the other examples for the same INS
     // (birthplace 63220, one given name): the usual record must not match.
     let usual = [patient("P1", IdentityStatus::Qual)];
-    let (zip, _) = xdm_of(&[initial.clone()], None);
+    let (zip, _) = xdm_of(std::slice::from_ref(&initial), None);
     let p = import(&zip, &usual, &[], &options());
     assert_eq!(
         p.documents[0].outcome.error_code().map(|c| c.code()),

@@ -91,12 +91,9 @@ fn qualified_exact_match_is_filed_and_a_processed_mdn_is_sent() {
         }
     );
     assert_eq!(
-        p.received
-            .as_ref()
-            .unwrap()
-            .display_subject
-            .starts_with("XDM/"),
-        false
+        p.received.as_ref().unwrap().display_subject,
+        "CR de consultation PAT-TROIS DOMINIQUE 28/03/1979",
+        "UX.28: the XDM prefix is hidden"
     );
     let mdn = acknowledge::build(&p.ack, p.received.as_ref().unwrap(), &raw, &ctx()).unwrap();
     let read = parse_mdn(&mdn).unwrap();
