@@ -289,8 +289,9 @@ pub fn process(
         ack: AckPlan::None(NoAckReason::ManualImport),
         actions: Vec::new(),
     };
-    let zip: Option<Vec<u8>> = match input {
-        Input::Import { zip } => Some(zip.to_vec()),
+    // The archive is read where it lies: no copy of a large attachment.
+    let read = match input {
+        Input::Import { zip } => Some(xdm::read(zip, &options.xdm_limits)),
         Input::Message { raw } => {
             let received = classify(raw)?;
             out.actions.push(Action::Trace {
@@ -337,7 +338,12 @@ pub fn process(
                     }));
                     None
                 }
-                MessageKind::Xdm => Some(received.message.xdm().map(|a| a.bytes.clone())),
+                MessageKind::Xdm => Some(
+                    received
+                        .message
+                        .xdm()
+                        .map(|a| xdm::read(&a.bytes, &options.xdm_limits)),
+                ),
             };
             out.received = Some(received);
             match zip {
@@ -355,13 +361,13 @@ pub fn process(
                     );
                     None
                 }
-                Some(Some(zip)) => Some(zip),
+                Some(Some(read)) => Some(read),
             }
         }
     };
 
-    if let Some(zip) = zip {
-        match xdm::read(&zip, &options.xdm_limits) {
+    if let Some(read) = read {
+        match read {
             Ok(package) if package.documents.is_empty() => {
                 reject_message(
                     &mut out,
