@@ -30,6 +30,7 @@ const MAIL_HOST: &str = "localhost";
 pub struct SandboxOptions {
     pub dir: PathBuf,
     /// Ports base+0 (PSC), +1 (autoconfig), +2 (IMAP STARTTLS), +3 (submission), +4 (IMAPS);
+    /// +5 (relay), and the second operator's +6 (IMAP), +7 (submission), +8 (IMAPS), +9 (relay);
     /// free ports when absent.
     pub port_base: Option<u16>,
     pub access_token_lifetime: Duration,
@@ -127,6 +128,10 @@ pub struct SandboxInfo {
     /// A CDA consultation report for each patient, in the same order, ready to send.
     pub documents: Vec<PathBuf>,
     pub config: PathBuf,
+    /// Where other operators hand mail to this one (plain SMTP, STARTTLS offered).
+    pub relay: String,
+    /// Another operator, for mail between two operators (operator/second.rs).
+    pub second_operator: crate::operator::second::SecondOperatorInfo,
 }
 
 /// A running sandbox; its servers stop when it is dropped.
@@ -136,6 +141,7 @@ pub struct Sandbox {
     pub psc: PscServer,
     pub autoconfig: AutoconfigServer,
     pub operator: Operator,
+    pub second_operator: Operator,
     /// Whether the PKI was made by this start.
     pub created: bool,
     pub started_in: Duration,
@@ -158,7 +164,7 @@ fn port_at(base: u16, offset: u16) -> Result<u16, SandboxError> {
     base.checked_add(offset)
         .ok_or_else(|| SandboxError::Listen {
             port: base,
-            source: std::io::Error::other("--port-base too high: five ports are needed"),
+            source: std::io::Error::other("--port-base too high: ten ports are needed"),
         })
 }
 
@@ -179,6 +185,13 @@ impl Sandbox {
         let imap_listener = bind(port(2)?).await?;
         let smtp_listener = bind(port(3)?).await?;
         let imaps_listener = bind(port(4)?).await?;
+        let second_listeners = crate::operator::second::Listeners {
+            first_relay: bind(port(5)?).await?,
+            imap: bind(port(6)?).await?,
+            smtp: bind(port(7)?).await?,
+            imaps: bind(port(8)?).await?,
+            relay: bind(port(9)?).await?,
+        };
         let ports = OperatorPorts {
             imap: port_of(&imap_listener)?,
             smtp: port_of(&smtp_listener)?,
@@ -220,7 +233,7 @@ impl Sandbox {
             },
         )?;
 
-        let operator = Operator::start(
+        let mut operator = Operator::start(
             Arc::new(OperatorContext::new(
                 &dir.join("operator"),
                 DOMAIN,
@@ -228,11 +241,21 @@ impl Sandbox {
                 &pki,
                 &psc.issuer,
                 CLIENT_ID,
-                verifying_key,
+                verifying_key.clone(),
             )?),
             imap_listener,
             imaps_listener,
             smtp_listener,
+        )?;
+        let (second_operator, second_info) = crate::operator::second::start(
+            &dir,
+            MAIL_HOST,
+            &mut operator,
+            second_listeners,
+            &pki,
+            &psc.issuer,
+            CLIENT_ID,
+            verifying_key,
         )?;
 
         let mut bals = Vec::new();
@@ -290,6 +313,8 @@ impl Sandbox {
             patients,
             documents,
             config: config.clone(),
+            relay: format!("{MAIL_HOST}:{}", operator.relay.map_or(0, |a| a.port())),
+            second_operator: second_info,
         };
         let json = serde_json::to_string_pretty(&info).map_err(|e| SandboxError::Io {
             path: dir.join("sandbox.json"),
@@ -311,6 +336,7 @@ impl Sandbox {
             psc,
             autoconfig,
             operator,
+            second_operator,
             created: pki.created,
             started_in: started.elapsed(),
         })
@@ -348,9 +374,21 @@ impl Sandbox {
             out.push_str(&format!("    {:<45} {:?} ({how})\n", bal.address, bal.kind));
         }
         out.push_str(&format!(
-            "  IMAP (STARTTLS) : {}   IMAPS : {}   SMTP (STARTTLS) : {}\n\
-             Ctrl-C pour arrêter / Ctrl-C to stop.\n",
+            "  IMAP (STARTTLS) : {}   IMAPS : {}   SMTP (STARTTLS) : {}\n",
             i.imap, i.imaps, i.smtp
+        ));
+        let o = &i.second_operator;
+        out.push_str(&format!(
+            "  Second opérateur / second operator {} : IMAP {}   SMTP {}   BAL {}\n\
+             Ctrl-C pour arrêter / Ctrl-C to stop.\n",
+            o.domain,
+            o.imap,
+            o.smtp,
+            o.bals
+                .iter()
+                .map(|b| b.address.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         out
     }

@@ -4,9 +4,14 @@
 //! do for the conformance checks.
 
 pub mod auth;
+pub mod bounce;
+pub mod delivery;
 pub mod imap;
 pub mod mailstore;
+pub mod mes;
 pub mod recorder;
+pub mod relay;
+pub mod second;
 pub mod smtp;
 
 use std::net::SocketAddr;
@@ -71,6 +76,10 @@ pub struct OperatorContext {
     pub psc_client_id: String,
     pub tokens: VerifyingKey,
     pub faults: Faults,
+    /// Mon espace santé conversations closed by `X-MSS-MES: FIN` (smtp side, mes.rs).
+    pub mes: mes::Conversations,
+    /// Other operators' relay listeners, by mail domain (set once both are started).
+    pub peers: std::sync::RwLock<Vec<relay::Peer>>,
     tls: Arc<ServerConfig>,
     untrusted_tls: Arc<ServerConfig>,
 }
@@ -102,6 +111,8 @@ impl OperatorContext {
             psc_client_id: psc_client_id.to_owned(),
             tokens,
             faults: Faults::default(),
+            mes: mes::Conversations::open(&dir.join("mes-conversations.json"))?,
+            peers: std::sync::RwLock::new(Vec::new()),
             tls: server_config(&pki.server, &pki.root)?,
             untrusted_tls: server_config(&pki.untrusted_server, &pki.root)?,
         })
@@ -173,6 +184,8 @@ pub struct Operator {
     pub imap: SocketAddr,
     pub imaps: SocketAddr,
     pub smtp: SocketAddr,
+    /// Plain SMTP with STARTTLS offered (like port 25), where other operators deliver.
+    pub relay: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -199,8 +212,22 @@ impl Operator {
             imap: imap_addr,
             imaps: imaps_addr,
             smtp: smtp_addr,
+            relay: None,
             tasks,
         })
+    }
+
+    /// Also serves the relay side (mail from other operators, no AUTH) on `listener`.
+    pub fn serve_relay(&mut self, listener: TcpListener) -> Result<SocketAddr, SandboxError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Listen { port: 0, source })?;
+        self.tasks.push(tokio::spawn(smtp::serve_relay(
+            listener,
+            self.context.clone(),
+        )));
+        self.relay = Some(addr);
+        Ok(addr)
     }
 }
 
