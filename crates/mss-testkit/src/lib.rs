@@ -10,6 +10,7 @@ pub mod faultproxy;
 pub mod oidc;
 pub mod pki;
 pub mod postfix;
+pub mod postgres;
 pub mod world;
 
 use std::net::TcpListener;
