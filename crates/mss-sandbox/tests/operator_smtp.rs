@@ -151,6 +151,9 @@ impl Env {
         let before = plain.ehlo("client.test").await.unwrap();
         assert!(before.has_capability(smtp_proto::EXT_START_TLS));
         assert!(!before.has_capability(EXT_AUTH), "no AUTH before TLS");
+        assert!(
+            !before.has_capability(EXT_SIZE) && !before.has_capability(smtp_proto::EXT_PIPELINING)
+        );
         let mut tls = plain
             .start_tls(&connector(self.root(), client), "localhost")
             .await
@@ -744,6 +747,18 @@ async fn hostile_input_is_refused_in_bounded_time() {
     assert!(rest.is_empty() || rest.starts_with("552 5.3.4"), "{rest}");
     assert!(env.inbox(&env.sandbox.operator.context, KARIM).is_empty());
     assert!(started.elapsed() < Duration::from_secs(120));
+    let events = env.sandbox.operator.context.recorder.since(0);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "response" && e.detail["code"] == 552),
+        "the endless DATA was answered 552 before the close"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "command" && e.detail["error"] == "line too long")
+    );
 }
 
 async fn read_until_closed(raw: &mut TcpStream) -> String {

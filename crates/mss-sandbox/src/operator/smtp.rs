@@ -315,15 +315,18 @@ impl Session {
 
     fn ehlo(&self, tls: bool) -> EhloResponse<String> {
         let mut ehlo = EhloResponse::new(delivery::host(&self.ctx));
-        ehlo.capabilities = EXT_ENHANCED_STATUS_CODES | EXT_PIPELINING;
+        // Every answer carries an enhanced status code (smtp-proto writes them), so the
+        // extension is announced from the start.
+        ehlo.capabilities = EXT_ENHANCED_STATUS_CODES;
         if !tls {
-            // Before TLS, nothing but the way to TLS: no AUTH, no mail parameters.
+            // Before TLS, nothing but the way to TLS: no AUTH, no pipelining, no mail
+            // parameters.
             ehlo.capabilities |= EXT_START_TLS;
             if self.mode == Mode::Submission {
                 return ehlo;
             }
         }
-        ehlo.capabilities |= EXT_SIZE | EXT_8BIT_MIME | EXT_DSN;
+        ehlo.capabilities |= EXT_SIZE | EXT_8BIT_MIME | EXT_DSN | EXT_PIPELINING;
         ehlo.size = MAX_MESSAGE;
         if tls && self.mode == Mode::Submission {
             ehlo.capabilities |= EXT_AUTH;
