@@ -279,6 +279,12 @@ async fn xoauth2_submission_lands_in_the_recipients_inbox_byte_for_byte() {
     assert_eq!(send(&mut client, JEANNE, &[KARIM], &bytes).await.0, 250);
     assert_eq!(env.inbox(ctx, KARIM).len(), 2);
 
+    // OAUTHBEARER (RFC 7628) too.
+    let (mut client, _) = env.secure(env.sandbox.operator.smtp, None).await;
+    let bearer = STANDARD.encode(format!("n,a={JEANNE},\x01auth=Bearer {token}\x01\x01"));
+    let (code, text) = cmd(&mut client, &format!("AUTH OAUTHBEARER {bearer}")).await;
+    assert_eq!(code, 235, "{text}");
+
     // The recorder: the authentication, the commands, every header; never the token.
     let events = ctx.recorder.since(0);
     assert!(events.iter().any(|e| e.kind == "auth"
