@@ -30,13 +30,16 @@ mod worklist;
 pub use documents::{Document, DocumentVersion, NewVersion, VersionChange, VersionState};
 pub use error::{Result, StoreError};
 pub use mailboxes::{Mailbox, MailboxKind, SyncState};
-pub use messages::{Attachment, InsertOutcome, MessageKey, NewAttachment, StoredMessage};
+pub use messages::{
+    Attachment, InsertOutcome, MessageKey, NewAttachment, StoredMessage, normalize_message_id,
+};
 pub use notifications::{NewNotification, Notification, NotificationKind};
 pub use outbox::{OutboxItem, OutboxState};
 pub use patients::{Candidate, NewPatient, Patient};
 pub use trace_chain::{GENESIS_HASH, TraceFields};
 pub use traces::{
-    NewTrace, PruneReport, TraceBreak, TraceEntry, TraceFilter, TraceKind, VerifyReport,
+    DEFAULT_TRACE_RETENTION_DAYS, MAX_FIELD_CHARS, NewTrace, PruneReport, TraceBreak, TraceEntry,
+    TraceFilter, TraceKind, VerifyReport, mask_secrets,
 };
 pub use worklist::{FailureCode, WorkState, WorklistItem};
 
@@ -143,6 +146,27 @@ fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{encoded}?mode=rwc")
 }
 
+/// One direct connection first: a pool that cannot connect only reports "timed out",
+/// while this says why (refused, unknown database, authentication failed…).
+async fn probe(backend: Backend, url: &str, timeout: Duration) -> Result<()> {
+    use sqlx::Connection;
+    let open_error = |reason: String| StoreError::Open {
+        backend: backend.name(),
+        reason,
+    };
+    match tokio::time::timeout(timeout, sqlx::AnyConnection::connect(url)).await {
+        Err(_) => Err(open_error(format!(
+            "no answer within {} s",
+            timeout.as_secs()
+        ))),
+        Ok(Err(e)) => Err(open_error(error::one_line(&e.to_string()))),
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+    }
+}
+
 impl Store {
     /// Opens (and creates, for SQLite) the store at `url` with default options, and brings
     /// its schema up to date.
@@ -166,6 +190,7 @@ impl Store {
             }
             Target::Postgres(url) => (Backend::Postgres, url.clone()),
         };
+        probe(backend, &connect_url, options.busy_timeout).await?;
         let busy_ms = options.busy_timeout.as_millis().min(i32::MAX as u128) as i64;
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))

@@ -23,6 +23,8 @@ use time::format_description::well_known::Rfc3339;
 
 /// Longest text kept in one field of an entry; longer text is cut and marked.
 pub const MAX_FIELD_CHARS: usize = 2000;
+/// Retention recommended for the trace journal: six months.
+pub const DEFAULT_TRACE_RETENTION_DAYS: u32 = 183;
 /// Entries read per round trip while verifying: bounds memory on a large journal.
 const PAGE: i64 = 1000;
 const CHECKPOINT_ACTION: &str = "trace.pruned";
@@ -509,6 +511,24 @@ impl Store {
             head_hash: head.last_hash,
             broken,
         })
+    }
+
+    /// Applies the configured retention: prunes what was written more than
+    /// `retention_days` days before `now`. Zero keeps everything.
+    pub async fn apply_trace_retention(
+        &self,
+        retention_days: u32,
+        author: &str,
+        now: OffsetDateTime,
+    ) -> Result<PruneReport> {
+        if retention_days == 0 {
+            return Ok(PruneReport {
+                removed: 0,
+                checkpoint_seq: None,
+            });
+        }
+        let before = now - time::Duration::days(i64::from(retention_days));
+        self.prune_traces(before, author, now).await
     }
 
     /// Removes the entries written before `before` (the oldest run of them, in sequence

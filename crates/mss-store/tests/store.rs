@@ -1007,10 +1007,10 @@ async fn retention_pruning_still_verifies(h: &Harness) {
     let s = &h.store;
     ten_days(s).await;
     let now = t0() + Duration::days(10);
-    let report = s
-        .prune_traces(t0() + Duration::days(5), "admin", now)
-        .await
-        .unwrap();
+    let kept_all = s.apply_trace_retention(0, "admin", now).await.unwrap();
+    assert_eq!(kept_all.removed, 0, "zero days keeps everything");
+    // Five days of retention at day 10: days 0 to 4 go.
+    let report = s.apply_trace_retention(5, "admin", now).await.unwrap();
     assert_eq!((report.removed, report.checkpoint_seq), (5, Some(11)));
     let v = s.verify_traces().await.unwrap();
     assert!(v.is_intact(), "{v:?}");
