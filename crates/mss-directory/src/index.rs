@@ -1,23 +1,24 @@
 //! The tantivy index: schema, documents, and the search that groups hits
 //! per person or structure.
 //!
-//! Every folded word is indexed with all its prefixes (2 to 16 characters)
-//! plus an exact form (`word$`) in one field, so prefix search costs one
-//! term lookup per word whatever the prefix length, and exact words rank
-//! above mere prefixes. Identifiers, postcodes, départements and codes are
-//! exact tags in a second field.
+//! Every folded word is indexed once, whole. A prefix typed in a query is
+//! answered from the term dictionary: the few words starting with it, or
+//! all of them at once as a bitset when there are many. Indexing prefixes
+//! as tokens tripled the tokens of the import for no gain at search time.
+//! Identifiers, postcodes, départements and codes are exact tags in a
+//! second field.
 
 use crate::error::Error;
 use crate::line::Header;
 use crate::query::{Alt, Query};
-use crate::record::{Entry, EntryKind};
+use crate::record::{Entry, EntryKind, MAILBOX_KEY, STRUCTURE_KEY};
 use crate::text::stable_hash;
 use std::collections::HashMap;
 use std::path::Path;
 use tantivy::collector::TopDocs;
 use tantivy::query::{
     BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, EnableScoring, Occur,
-    Query as TQuery, Scorer, TermQuery,
+    PhrasePrefixQuery, Query as TQuery, Scorer, TermQuery,
 };
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
@@ -29,11 +30,9 @@ use tantivy::{
 };
 
 const WS: &str = "mss_ws";
-/// Prefixes shorter than this (2 to 4 characters) are indexed as tokens;
-/// longer ones are expanded at query time over the indexed words.
-pub const SHORT_PREFIX: usize = 5;
-/// A long prefix matching more words than this falls back to its first
-/// four characters (a superset; exact words still rank first).
+/// A prefix matching at most this many words is the union of their
+/// postings (cheap to intersect with the other words); beyond, every word
+/// starting with it is read into one bitset.
 const MAX_EXPANSION: usize = 8;
 /// Matching documents scored per query at most (see `grouped`).
 pub const MAX_MATCHES: usize = 5000;
@@ -41,7 +40,6 @@ pub const MAX_MATCHES: usize = 5000;
 /// The fields of the schema.
 #[derive(Debug, Clone, Copy)]
 pub struct Fields {
-    pub pfx: Field,
     pub word: Field,
     pub tag: Field,
     pub key: Field,
@@ -68,10 +66,12 @@ impl Fields {
                 .set_fieldnorms(false),
         );
         let fields = Fields {
-            pfx: b.add_text_field("pfx", words.clone()),
             word: b.add_text_field("word", words),
             tag: b.add_text_field("tag", tags),
-            key: b.add_text_field("key", STRING | STORED),
+            // Stored only: a person's key is their national id, already the
+            // tag `id:<key>` (one unique term less per document at import);
+            // structure and mailbox keys are indexed in `xkey`.
+            key: b.add_text_field("key", STORED),
             xkey: b.add_text_field("xkey", STRING),
             gid: b.add_u64_field("gid", FAST),
             kind: b.add_text_field("kind", STRING | STORED),
@@ -88,7 +88,6 @@ impl Fields {
                 .map_err(|_| Error::Corrupt(format!("field {n} missing")))
         };
         Ok(Fields {
-            pfx: f("pfx")?,
             word: f("word")?,
             tag: f("tag")?,
             key: f("key")?,
@@ -117,31 +116,6 @@ pub fn document(f: &Fields, e: &Entry, scratch: &mut String) -> TantivyDocument 
         }
         EntryKind::Activity | EntryKind::Mailbox => {
             scratch.clear();
-            let mut grams: Vec<&str> = Vec::with_capacity(e.words.len() * 3);
-            // A number is only ever searched whole (street numbers, codes):
-            // its prefixes would be postings nobody reads.
-            for w in e
-                .words
-                .iter()
-                .filter(|w| !w.bytes().all(|b| b.is_ascii_digit()))
-            {
-                for (n, (i, c)) in w.char_indices().enumerate() {
-                    if n + 1 >= SHORT_PREFIX {
-                        break;
-                    }
-                    if n >= 1 {
-                        grams.push(&w[..i + c.len_utf8()]);
-                    }
-                }
-            }
-            grams.sort_unstable();
-            grams.dedup();
-            for g in grams {
-                scratch.push_str(g);
-                scratch.push(' ');
-            }
-            doc.add_text(f.pfx, scratch.as_str());
-            scratch.clear();
             for w in &e.words {
                 scratch.push_str(w);
                 scratch.push(' ');
@@ -152,6 +126,9 @@ pub fn document(f: &Fields, e: &Entry, scratch: &mut String) -> TantivyDocument 
             }
             doc.add_text(f.tag, format!("kind:{}", e.kind.tag()));
             doc.add_text(f.key, &e.key);
+            if key_is_indexed(&e.key) {
+                doc.add_text(f.xkey, &e.key);
+            }
             doc.add_u64(f.gid, stable_hash(&e.key));
         }
     }
@@ -209,7 +186,6 @@ fn alt_query(f: &Fields, searcher: &Searcher, a: &Alt) -> Box<dyn TQuery> {
     let c =
         |q: Box<dyn TQuery>, s: Score| -> Box<dyn TQuery> { Box::new(ConstScoreQuery::new(q, s)) };
     match a {
-        Alt::Prefix(p) if p.chars().count() < SHORT_PREFIX => c(term(f.pfx, p), 1.0),
         Alt::Prefix(p) => match expand(f, searcher, p) {
             Some(words) if words.is_empty() => Box::new(EmptyQuery),
             Some(mut words) if words.len() == 1 => {
@@ -228,11 +204,13 @@ fn alt_query(f: &Fields, searcher: &Searcher, a: &Alt) -> Box<dyn TQuery> {
                     .collect();
                 c(Box::new(BooleanQuery::new(clauses)), 1.0)
             }
-            // Too many words start with it: its first characters are a
-            // superset, and whole words still rank first through the bonus.
+            // Many words start with it: all of them, read once into a
+            // bitset per segment (a term-range scan, no expansion limit;
+            // its cost is bounded by the postings of the index).
             None => {
-                let short: String = p.chars().take(SHORT_PREFIX - 1).collect();
-                c(term(f.pfx, &short), 1.0)
+                let mut q = PhrasePrefixQuery::new(vec![Term::from_field_text(f.word, p)]);
+                q.set_max_expansions(u32::MAX);
+                c(Box::new(q), 1.0)
             }
         },
         Alt::Exact(w) => c(term(f.word, w), 2.0),
@@ -276,6 +254,22 @@ fn expand(f: &Fields, searcher: &Searcher, prefix: &str) -> Option<Vec<Term>> {
         }
     }
     Some(out)
+}
+
+/// Whether `xkey` indexes this key: structures (`S:`) and bare mailboxes
+/// (`B:`); a person's key is found through its `id:` tag.
+pub fn key_is_indexed(key: &str) -> bool {
+    key.starts_with(STRUCTURE_KEY) || key.starts_with(MAILBOX_KEY)
+}
+
+/// The query finding every activity and mailbox document of `key`
+/// (callers keep only the documents whose stored key is `key`).
+fn key_query(f: &Fields, key: &str) -> Box<dyn TQuery> {
+    if key_is_indexed(key) {
+        term(f.xkey, key)
+    } else {
+        term(f.tag, &format!("id:{}", key.to_lowercase()))
+    }
 }
 
 fn term(field: Field, text: &str) -> Box<dyn TQuery> {
@@ -408,13 +402,13 @@ impl Reader {
         for &a in first.iter().take(max) {
             out.push(self.stored(searcher, a)?);
         }
-        if out.len() < max {
-            let q = TermQuery::new(
-                Term::from_field_text(self.fields.key, key),
-                IndexRecordOption::Basic,
-            );
+        if out.len() < max && !key.is_empty() {
+            let q = key_query(&self.fields, key);
             let more = searcher
-                .search(&q, &TopDocs::with_limit(max + first.len()).order_by_score())
+                .search(
+                    &*q,
+                    &TopDocs::with_limit(max + first.len()).order_by_score(),
+                )
                 .map_err(|e| Error::Index(e.to_string()))?;
             let mut more: Vec<DocAddress> = more
                 .into_iter()
@@ -422,8 +416,14 @@ impl Reader {
                 .filter(|a| !first.contains(a))
                 .collect();
             more.sort();
-            for a in more.into_iter().take(max - out.len()) {
-                out.push(self.stored(searcher, a)?);
+            for a in more {
+                if out.len() == max {
+                    break;
+                }
+                let s = self.stored(searcher, a)?;
+                if s.key == key {
+                    out.push(s);
+                }
             }
         }
         Ok(out)
@@ -431,8 +431,11 @@ impl Reader {
 
     /// Every document of a key, including savoir-faire and diplomas.
     pub fn all_of(&self, searcher: &Searcher, key: &str, max: usize) -> Result<Vec<Stored>, Error> {
+        if key.is_empty() {
+            return Ok(Vec::new());
+        }
         let q = BooleanQuery::new(vec![
-            (Occur::Should, term(self.fields.key, key)),
+            (Occur::Should, key_query(&self.fields, key)),
             (Occur::Should, term(self.fields.xkey, key)),
         ]);
         let mut hits: Vec<DocAddress> = searcher
@@ -442,7 +445,15 @@ impl Reader {
             .map(|(_, a)| a)
             .collect();
         hits.sort();
-        hits.into_iter().map(|a| self.stored(searcher, a)).collect()
+        let mut out = Vec::new();
+        for a in hits {
+            let s = self.stored(searcher, a)?;
+            // Savoir-faire and diplomas match on `xkey` and store no key.
+            if s.key == key || matches!(s.kind, EntryKind::Skill | EntryKind::Diploma) {
+                out.push(s);
+            }
+        }
+        Ok(out)
     }
 
     /// Keys of the documents carrying tag `tag` (an identifier, a mailbox).

@@ -174,21 +174,53 @@ impl Query {
     }
 }
 
+/// Type digits of a national id: 8 + RPPS, 0 + ADELI. The index tags
+/// only the national id when the RPPS or ADELI number is its rest.
+pub const NATIONAL_ID_TYPES: &[&str] = &["8", "0"];
+
+/// The `id:` tags an identifier may be indexed under: itself, and for an
+/// RPPS (11 digits) or ADELI (9 digits) number, the national id.
+pub fn id_tags(id: &str) -> Vec<String> {
+    let id = id.trim().to_lowercase();
+    let mut tags = vec![format!("id:{id}")];
+    if id.bytes().all(|b| b.is_ascii_digit()) {
+        match id.len() {
+            11 => tags.push(format!("id:8{id}")),
+            9 => tags.push(format!("id:0{id}")),
+            _ => {}
+        }
+    }
+    tags
+}
+
+fn id_alts(id: &str) -> Vec<Alt> {
+    id_tags(id).into_iter().map(Alt::Tag).collect()
+}
+
 /// `cp:03100`, `dep:2A`, `code:SM04`, `prof:10`, `type:ORG`, `id:…`.
 fn filter_word(field: &str, value: &str) -> Option<Word> {
     let value = value.trim();
+    if value.is_empty() || value.len() > 128 {
+        return None;
+    }
+    if matches!(fold(field).trim(), "id" | "rpps" | "adeli" | "finess") {
+        return Some(Word {
+            text: format!("{field}:{value}"),
+            role: Role::Filtre,
+            required: true,
+            alts: id_alts(value),
+            meaning: None,
+            bonus: Vec::new(),
+        });
+    }
     let tag = match fold(field).trim() {
         "cp" => format!("cp:{value}"),
         "dep" => format!("dep:{}", value.to_ascii_lowercase()),
         "code" => format!("code:{}", value.to_ascii_lowercase()),
         "prof" => format!("prof:{value}"),
         "type" => format!("type:{}", value.to_ascii_lowercase()),
-        "id" | "rpps" | "adeli" | "finess" => format!("id:{}", value.to_ascii_lowercase()),
         _ => return None,
     };
-    if value.is_empty() || value.len() > 128 {
-        return None;
-    }
     Some(Word {
         text: format!("{field}:{value}"),
         role: Role::Filtre,
@@ -286,8 +318,8 @@ fn classify(w: &str) -> Word {
     if digits {
         return match w.len() {
             5 => word(Role::CodePostal, vec![Alt::Tag(format!("cp:{w}"))]),
-            11 => word(Role::Rpps, vec![Alt::Tag(format!("id:{w}"))]),
-            9 | 10 | 12 | 14 => word(Role::Identifiant, vec![Alt::Tag(format!("id:{w}"))]),
+            11 => word(Role::Rpps, id_alts(w)),
+            9 | 10 | 12 | 14 => word(Role::Identifiant, id_alts(w)),
             _ => word(Role::Mot, vec![Alt::Exact(w.to_owned())]),
         };
     }
@@ -417,6 +449,16 @@ mod tests {
                 Role::Profession
             ]
         );
+    }
+
+    #[test]
+    fn rpps_and_adeli_numbers_also_look_for_the_national_id() {
+        assert_eq!(
+            id_tags("10000000001"),
+            ["id:10000000001", "id:810000000001"]
+        );
+        assert_eq!(id_tags("031234567"), ["id:031234567", "id:0031234567"]);
+        assert_eq!(id_tags("F250000700"), ["id:f250000700"]);
     }
 
     #[test]

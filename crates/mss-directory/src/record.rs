@@ -308,15 +308,24 @@ impl Grouper {
         expand_abbreviations(&mut e.words);
         let nat = get(row, c.nat);
         tag(&mut e.tags, "id:", nat);
-        tag(&mut e.tags, "id:", get(row, c.idpp));
+        // The national id is the RPPS or ADELI number behind its type digit
+        // (8, 0): the query looks for both forms, one tag is enough.
+        let idpp = get(row, c.idpp);
+        if !crate::query::NATIONAL_ID_TYPES
+            .iter()
+            .any(|t| nat.len() == idpp.len() + 1 && nat.starts_with(*t) && nat.ends_with(idpp))
+        {
+            tag(&mut e.tags, "id:", idpp);
+        }
         for &i in &c.ids {
             let v = get(row, Some(i));
             tag(&mut e.tags, "id:", v);
             // Structure ids carry a type prefix (`F250000700`, `1250000700`):
-            // the bare number is searchable too.
+            // the bare FINESS or SIREN (9 digits) or SIRET (14) is searchable
+            // too. Other bare numbers are nobody's identifier.
             if v.len() > 9 && v.as_bytes()[0].is_ascii_alphanumeric() {
                 let bare = &v[1..];
-                if bare.bytes().all(|b| b.is_ascii_digit()) {
+                if matches!(bare.len(), 9 | 14) && bare.bytes().all(|b| b.is_ascii_digit()) {
                     tag(&mut e.tags, "id:", bare);
                 }
             }

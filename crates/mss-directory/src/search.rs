@@ -202,10 +202,11 @@ impl Directory {
                 keys.push(id.to_owned());
             }
         }
-        if keys.is_empty() {
-            keys =
-                self.reader
-                    .keys_with_tag(&searcher, &format!("id:{}", id.to_lowercase()), 10)?;
+        for tag in crate::query::id_tags(id) {
+            if !keys.is_empty() {
+                break;
+            }
+            keys = self.reader.keys_with_tag(&searcher, &tag, 10)?;
         }
         let Some(key) = keys.into_iter().next() else {
             return Ok(None);
