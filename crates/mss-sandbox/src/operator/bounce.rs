@@ -71,7 +71,13 @@ pub fn build(report: &Report<'_>) -> Vec<u8> {
     for f in report.failures {
         status.push_str("\r\n");
         if let Some(orcpt) = &f.original_recipient {
-            status.push_str(&format!("Original-Recipient: {}\r\n", ascii_line(orcpt)));
+            // smtp-proto gives the ORCPT address without its address type.
+            let typed = if orcpt.contains(';') {
+                orcpt.clone()
+            } else {
+                format!("rfc822;{orcpt}")
+            };
+            status.push_str(&format!("Original-Recipient: {}\r\n", ascii_line(&typed)));
         }
         status.push_str(&format!(
             "Final-Recipient: rfc822; {}\r\n\
@@ -142,7 +148,7 @@ mod tests {
     fn a_report_is_a_delivery_status_with_the_original_headers() {
         let failures = [Failure {
             recipient: "000000000000000@patient.mssante.fr".into(),
-            original_recipient: Some("rfc822;000000000000000@patient.mssante.fr".into()),
+            original_recipient: Some("000000000000000@patient.mssante.fr".into()),
             status: "5.1.1",
             diagnostic: "550 5.1.1 unknown\r\nInjected: yes".into(),
             reason_fr: "patient inconnu".into(),
@@ -165,6 +171,7 @@ mod tests {
         assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
         assert!(text.contains("Final-Recipient: rfc822; 000000000000000@patient.mssante.fr"));
         assert!(text.contains("Status: 5.1.1"));
+        assert!(text.contains("Original-Recipient: rfc822;000000000000000@patient.mssante.fr"));
         assert!(text.contains("Original-Envelope-Id: env-1"));
         assert!(text.contains("Subject: bonjour\r\nX-MSS-MES: FIN\r\n"));
         assert!(!text.contains("\r\nInjected: yes"), "{text}");

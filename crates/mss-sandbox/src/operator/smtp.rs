@@ -21,7 +21,8 @@ use smtp_proto::response::generate::BitToString;
 use smtp_proto::{
     AUTH_EXTERNAL, AUTH_OAUTHBEARER, AUTH_XOAUTH2, EXT_8BIT_MIME, EXT_AUTH, EXT_DSN,
     EXT_ENHANCED_STATUS_CODES, EXT_PIPELINING, EXT_SIZE, EXT_START_TLS, EhloResponse, Error,
-    MAIL_RET_HDRS, MailFrom, RCPT_NOTIFY_NEVER, RcptTo, Request, Response,
+    MAIL_RET_HDRS, MailFrom, RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER,
+    RCPT_NOTIFY_SUCCESS, RcptTo, Request, Response,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -494,7 +495,7 @@ fn describe(request: &Request<String>) -> serde_json::Value {
             "verb": "RCPT",
             "to": to.address,
             "orcpt": to.orcpt,
-            "notify": to.flags,
+            "notify": notify_names(to.flags),
         }),
         Request::Auth {
             mechanism,
@@ -506,4 +507,18 @@ fn describe(request: &Request<String>) -> serde_json::Value {
         }),
         other => json!({ "verb": other.name() }),
     }
+}
+
+/// The DSN NOTIFY keywords set in smtp-proto's flags.
+fn notify_names(flags: u64) -> Vec<&'static str> {
+    [
+        (RCPT_NOTIFY_SUCCESS, "SUCCESS"),
+        (RCPT_NOTIFY_FAILURE, "FAILURE"),
+        (RCPT_NOTIFY_DELAY, "DELAY"),
+        (RCPT_NOTIFY_NEVER, "NEVER"),
+    ]
+    .iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|(_, name)| *name)
+    .collect()
 }
