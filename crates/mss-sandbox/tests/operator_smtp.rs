@@ -544,6 +544,38 @@ async fn mail_to_the_second_operator_crosses_a_real_smtp_hop() {
     assert_eq!(send(&mut client, KARIM_2, &[JEANNE], &reply).await.0, 250);
     assert_eq!(env.inbox(&env.sandbox.operator.context, JEANNE).len(), 1);
 
+    // From the second operator to Mon espace santé (hosted by the first): a known patient
+    // gets it over the hop; an unknown one bounces, and the report comes back over the hop.
+    let alice = env.sandbox.info.patients[0].address.clone();
+    let unknown = "100000000000054@patient.mssante.fr";
+    let bytes = message(KARIM_2, &alice, "Patients", "", "x\r\n");
+    assert_eq!(
+        send(&mut client, KARIM_2, &[&alice, unknown], &bytes)
+            .await
+            .0,
+        250
+    );
+    assert_eq!(env.inbox(&env.sandbox.operator.context, &alice).len(), 1);
+    let back = env.inbox(second, KARIM_2);
+    assert_eq!(
+        back.len(),
+        2,
+        "the bounce came back to the sender's operator"
+    );
+    let report = String::from_utf8_lossy(&back[1]).into_owned();
+    assert!(
+        report.contains(&format!("Final-Recipient: rfc822; {unknown}")),
+        "{report}"
+    );
+    assert!(!report.contains(&format!("Final-Recipient: rfc822; {alice}")));
+    assert!(
+        second
+            .recorder
+            .since(0)
+            .iter()
+            .any(|e| e.kind == "message" && e.service == "smtp-relay" && e.detail["from"] == "")
+    );
+
     // The relay port is no open relay.
     let relay = env.sandbox.second_operator.relay.unwrap();
     let mut plain = SmtpClient::connect(relay, WAIT).await.unwrap();
