@@ -1,11 +1,14 @@
 //! Health documents and every version of them. A document is known by its set id (the
-//! CDA `setId`); each received version is kept. A replacement adds a version and marks
-//! the previous one replaced; a deletion marks the current version deleted and keeps it.
-//! Nothing here removes a version.
+//! CDA `setId`; a document without one uses its own id); each received version is kept.
+//! A replacement adds a version and marks the previous one replaced; a deletion marks the
+//! current version deleted and keeps it. Nothing here removes a version.
+//!
+//! The states are the engine's `HeldState` (`Replaced` is its `Superseded`), so the
+//! engine's reference semantics (`apply_to_history`) can be compared with the store.
 
 use crate::clock::{from_ms, from_ms_opt, to_ms};
 use crate::error::{col, col_u, db};
-use crate::{Result, Store, StoreError, sha256_hex};
+use crate::{Backend, Result, Store, StoreError, sha1_hex, sha256_hex};
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
@@ -25,6 +28,8 @@ pub enum VersionState {
     Replaced,
     /// The document was deleted while this version was current.
     Deleted,
+    /// A deletion was received and waits for a person to confirm it.
+    PendingDeletion,
 }
 
 impl VersionChange {
@@ -49,6 +54,7 @@ impl VersionState {
             "current" => Ok(Self::Current),
             "replaced" => Ok(Self::Replaced),
             "deleted" => Ok(Self::Deleted),
+            "pending_deletion" => Ok(Self::PendingDeletion),
             _ => Err(StoreError::Corrupt(format!("version state {code:?}"))),
         }
     }
@@ -62,7 +68,10 @@ pub struct NewVersion<'a> {
     /// This version's own identifier (CDA `id`, XDM `uniqueId`).
     pub version_id: &'a str,
     /// The version number the document carries (CDA `versionNumber`), if any.
-    pub source_version: Option<&'a str>,
+    pub source_version: Option<u32>,
+    /// A version (by its id) this one replaces even if it sits under another set id
+    /// (a replacement whose sender changed the set id): it is marked replaced too.
+    pub supersedes: Option<&'a str>,
     pub patient: Option<i64>,
     pub doc_type: Option<&'a str>,
     pub title: Option<&'a str>,
@@ -92,18 +101,20 @@ pub struct DocumentVersion {
     /// 1 for the first version received, then 2, 3… in order of arrival.
     pub version_no: u32,
     pub version_id: String,
-    pub source_version: Option<String>,
+    pub source_version: Option<u32>,
     pub change: VersionChange,
     pub state: VersionState,
     pub media_type: String,
     pub size: u64,
     pub sha256: String,
+    /// SHA-1 too, because XDM METADATA.XML states document hashes in SHA-1.
+    pub sha1: String,
     pub message: Option<i64>,
     pub created: OffsetDateTime,
 }
 
 const VERSION_COLUMNS: &str = "v.id, v.document_id, v.version_no, v.version_id, v.source_version, \
-    v.change, v.state, v.media_type, v.size, v.sha256, v.message_id, v.created_ms";
+    v.change, v.state, v.media_type, v.size, v.sha256, v.sha1, v.message_id, v.created_ms";
 const DOCUMENT_COLUMNS: &str =
     "d.id, d.set_id, d.patient_id, d.doc_type, d.title, d.deleted_ms, d.created_ms, d.updated_ms";
 
@@ -126,12 +137,19 @@ fn version_from(row: &AnyRow) -> Result<DocumentVersion> {
         document: col(row, "document_id")?,
         version_no: col_u(row, "version_no")?,
         version_id: col(row, "version_id")?,
-        source_version: col(row, "source_version")?,
+        source_version: {
+            let v: Option<i64> = col(row, "source_version")?;
+            v.map(|n| {
+                u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("version number {n}")))
+            })
+            .transpose()?
+        },
         change: VersionChange::from_code(&col::<String>(row, "change")?)?,
         state: VersionState::from_code(&col::<String>(row, "state")?)?,
         media_type: col(row, "media_type")?,
         size: col_u(row, "size")?,
         sha256: col(row, "sha256")?,
+        sha1: col(row, "sha1")?,
         message: col(row, "message_id")?,
         created: from_ms(col(row, "created_ms")?)?,
     })
@@ -159,8 +177,36 @@ impl Store {
         {
             return Ok((existing, false));
         }
+        match self.file_new_version(version, now).await {
+            Ok(()) => {}
+            // Another task filed the same version meanwhile: it is filed once, by them.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                if let Some(existing) = self
+                    .find_version(version.set_id, version.version_id)
+                    .await?
+                {
+                    return Ok((existing, false));
+                }
+                return Err(db("filing a document")(sqlx::Error::Database(e)));
+            }
+            Err(e) => return Err(db("filing a document")(e)),
+        }
+        let stored = self
+            .find_version(version.set_id, version.version_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("document {}", version.set_id)))?;
+        Ok((stored, true))
+    }
+
+    /// The transaction that files a new version; raw errors so the caller can tell a
+    /// concurrent duplicate from a failure.
+    async fn file_new_version(
+        &self,
+        version: &NewVersion<'_>,
+        now: OffsetDateTime,
+    ) -> std::result::Result<(), sqlx::Error> {
         let now_ms = to_ms(now);
-        let mut tx = self.pool.begin().await.map_err(db("filing a document"))?;
+        let mut tx = self.pool.begin().await?;
         // Writing first also takes SQLite's write lock at once.
         sqlx::query(
             "INSERT INTO documents (set_id, patient_id, doc_type, title, created_ms, updated_ms) \
@@ -172,51 +218,58 @@ impl Store {
         .bind(version.title)
         .bind(now_ms)
         .execute(&mut *tx)
-        .await
-        .map_err(db("filing a document"))?;
-        let document: i64 = sqlx::query_scalar("SELECT id FROM documents WHERE set_id = $1")
+        .await?;
+        // Versions of one document are numbered one filing at a time: SQLite holds its
+        // write lock since the INSERT above; PostgreSQL needs the document row locked.
+        let select = match self.backend {
+            Backend::Sqlite => "SELECT id FROM documents WHERE set_id = $1",
+            Backend::Postgres => "SELECT id FROM documents WHERE set_id = $1 FOR UPDATE",
+        };
+        let document: i64 = sqlx::query_scalar(select)
             .bind(version.set_id)
             .fetch_one(&mut *tx)
-            .await
-            .map_err(db("filing a document"))?;
+            .await?;
         let last: Option<i64> = sqlx::query_scalar(
             "SELECT MAX(version_no) FROM document_versions WHERE document_id = $1",
         )
         .bind(document)
         .fetch_one(&mut *tx)
-        .await
-        .map_err(db("filing a document"))?;
+        .await?;
         let change = if last.is_some() {
             VersionChange::Replacement
         } else {
             VersionChange::Added
         };
         sqlx::query(
-            "UPDATE document_versions SET state = 'replaced' WHERE document_id = $1 AND state = 'current'",
+            "UPDATE document_versions SET state = 'replaced' \
+             WHERE (document_id = $1 OR version_id = $2) AND state IN ('current', 'pending_deletion')",
         )
         .bind(document)
+        // No version has an empty id (add_version refuses them): "" supersedes nothing.
+        .bind(version.supersedes.unwrap_or(""))
         .execute(&mut *tx)
         .await
-        .map_err(db("filing a document"))?;
+        ?;
         sqlx::query(
             "INSERT INTO document_versions (document_id, version_no, version_id, source_version, change, \
-             state, media_type, size, sha256, content, message_id, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, 'current', $6, $7, $8, $9, $10, $11)",
+             state, media_type, size, sha256, sha1, content, message_id, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, 'current', $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(document)
         .bind(last.unwrap_or(0) + 1)
         .bind(version.version_id)
-        .bind(version.source_version)
+        .bind(version.source_version.map(i64::from))
         .bind(change.code())
         .bind(version.media_type)
         .bind(version.content.len() as i64)
         .bind(sha256_hex(version.content))
+        .bind(sha1_hex(version.content))
         .bind(version.content)
         .bind(version.message)
         .bind(now_ms)
         .execute(&mut *tx)
         .await
-        .map_err(db("filing a document"))?;
+        ?;
         sqlx::query(
             "UPDATE documents SET patient_id = COALESCE($2, patient_id), doc_type = COALESCE($3, doc_type), \
              title = COALESCE($4, title), deleted_ms = NULL, updated_ms = $5 WHERE id = $1",
@@ -228,13 +281,9 @@ impl Store {
         .bind(now_ms)
         .execute(&mut *tx)
         .await
-        .map_err(db("filing a document"))?;
-        tx.commit().await.map_err(db("filing a document"))?;
-        let stored = self
-            .find_version(version.set_id, version.version_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("document {}", version.set_id)))?;
-        Ok((stored, true))
+        ?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Marks a document deleted: its current version becomes `Deleted` and stays in the
@@ -253,14 +302,40 @@ impl Store {
             return Err(StoreError::NotFound(format!("document {set_id}")));
         }
         sqlx::query(
-            "UPDATE document_versions SET state = 'deleted' WHERE state = 'current' AND document_id = \
-             (SELECT id FROM documents WHERE set_id = $1)",
+            "UPDATE document_versions SET state = 'deleted' \
+             WHERE state IN ('current', 'pending_deletion') \
+             AND document_id = (SELECT id FROM documents WHERE set_id = $1)",
         )
         .bind(set_id)
         .execute(&mut *tx)
         .await
         .map_err(db("deleting a document"))?;
         tx.commit().await.map_err(db("deleting a document"))
+    }
+
+    /// Marks the current version as waiting for a person to confirm its deletion
+    /// (`pending`), or back to current when the person refuses (`!pending`). Returns
+    /// whether a version changed state.
+    pub async fn set_pending_deletion(&self, set_id: &str, pending: bool) -> Result<bool> {
+        let (from, to) = if pending {
+            ("current", "pending_deletion")
+        } else {
+            ("pending_deletion", "current")
+        };
+        let done = sqlx::query(
+            "UPDATE document_versions SET state = $2 WHERE state = $3 \
+             AND document_id = (SELECT id FROM documents WHERE set_id = $1)",
+        )
+        .bind(set_id)
+        .bind(to)
+        .bind(from)
+        .execute(&self.pool)
+        .await
+        .map_err(db("marking a deletion to confirm"))?;
+        if done.rows_affected() == 0 && self.document(set_id).await?.is_none() {
+            return Err(StoreError::NotFound(format!("document {set_id}")));
+        }
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn document(&self, set_id: &str) -> Result<Option<Document>> {
@@ -379,6 +454,22 @@ impl Store {
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(sha256.to_ascii_lowercase())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("looking a document up by content"))?
+            .iter()
+            .map(version_from)
+            .collect()
+    }
+
+    /// The versions whose content has this SHA-1 (lower-case hex), oldest first: what
+    /// XDM METADATA.XML states, to recognise a document already filed.
+    pub async fn versions_by_sha1(&self, sha1: &str) -> Result<Vec<DocumentVersion>> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM document_versions v WHERE v.sha1 = $1 ORDER BY v.id"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(sha1.to_ascii_lowercase())
             .fetch_all(&self.pool)
             .await
             .map_err(db("looking a document up by content"))?

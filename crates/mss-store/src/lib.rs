@@ -277,6 +277,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
+/// Lower-case hex SHA-1 of `bytes`: only to compare with the hashes XDM METADATA.XML
+/// states, never as a security measure.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, bytes).as_ref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,10 @@ pub enum WorkState {
     Replaced,
     /// Deleted a previous version.
     Deleted,
+    /// Already integrated: nothing was filed again.
+    Duplicate,
+    /// A deletion waits for a person to confirm it.
+    DeletionToConfirm,
     Failed(FailureCode),
 }
 
@@ -44,6 +48,8 @@ impl WorkState {
             Self::Proposed => "proposed",
             Self::Replaced => "replaced",
             Self::Deleted => "deleted",
+            Self::Duplicate => "duplicate",
+            Self::DeletionToConfirm => "deletion_to_confirm",
             Self::Failed(_) => "failed",
         }
     }
@@ -62,6 +68,8 @@ impl WorkState {
             ("proposed", None) => Self::Proposed,
             ("replaced", None) => Self::Replaced,
             ("deleted", None) => Self::Deleted,
+            ("duplicate", None) => Self::Duplicate,
+            ("deletion_to_confirm", None) => Self::DeletionToConfirm,
             ("failed", Some(code)) => Self::Failed(
                 u16::try_from(code)
                     .ok()
@@ -227,10 +235,10 @@ impl Store {
     }
 
     /// Worklist items, most recently changed first; only those still needing a person
-    /// (received, proposed, failed) when `open_only`.
+    /// (received, proposed, deletion to confirm, failed) when `open_only`.
     pub async fn worklist(&self, open_only: bool, limit: u32) -> Result<Vec<WorklistItem>> {
         let filter = if open_only {
-            " WHERE state IN ('received', 'proposed', 'failed')"
+            " WHERE state IN ('received', 'proposed', 'deletion_to_confirm', 'failed')"
         } else {
             ""
         };

@@ -104,6 +104,7 @@ on_both_backends!(
     sync_state_round_trip,
     schema_is_enforced_and_reopens,
     document_versions_history,
+    concurrent_filing_files_once,
     patients_and_candidates,
     worklist_states_and_candidates,
     outbox_retry_ordering,
@@ -298,6 +299,7 @@ async fn hostile_and_huge_raw_messages(h: &Harness) {
         set_id: "1.2.3",
         version_id: "1.2.3.1",
         source_version: None,
+        supersedes: None,
         patient: None,
         doc_type: None,
         title: None,
@@ -378,6 +380,7 @@ fn version<'a>(
         set_id,
         version_id,
         source_version: None,
+        supersedes: None,
         patient,
         doc_type: Some("11488-4"),
         title: Some("Compte rendu de consultation"),
@@ -515,6 +518,84 @@ async fn document_versions_history(h: &Harness) {
         s.delete_document("nope", t0()).await,
         Err(StoreError::NotFound(_))
     ));
+    // XDM states SHA-1: the same bytes are found by it too.
+    let sha1 = mss_store::sha1_hex(b"v1");
+    assert_eq!(v1.sha1, sha1);
+    assert_eq!(
+        s.versions_by_sha1(&sha1.to_uppercase())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A deletion waiting for a person: confirmed, or refused.
+    let (_, _) = s
+        .add_version(&version("set-2", "doc-20", b"x", Some(p)), t0())
+        .await
+        .unwrap();
+    assert!(s.set_pending_deletion("set-2", true).await.unwrap());
+    assert!(
+        !s.set_pending_deletion("set-2", true).await.unwrap(),
+        "already pending"
+    );
+    let state =
+        |id: &'static str| async move { s.latest_version(id).await.unwrap().unwrap().state };
+    assert_eq!(state("set-2").await, VersionState::PendingDeletion);
+    assert!(s.set_pending_deletion("set-2", false).await.unwrap());
+    assert_eq!(state("set-2").await, VersionState::Current);
+    s.set_pending_deletion("set-2", true).await.unwrap();
+    s.delete_document("set-2", t0()).await.unwrap();
+    assert_eq!(state("set-2").await, VersionState::Deleted);
+    assert!(matches!(
+        s.set_pending_deletion("nope", true).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // A replacement that names the version it replaces under another set id.
+    s.add_version(&version("set-3", "doc-30", b"a", Some(p)), t0())
+        .await
+        .unwrap();
+    let mut moved = version("set-4", "doc-40", b"b", Some(p));
+    moved.supersedes = Some("doc-30");
+    moved.source_version = Some(2);
+    let (v40, _) = s.add_version(&moved, t0()).await.unwrap();
+    assert_eq!(v40.source_version, Some(2));
+    assert_eq!(state("set-3").await, VersionState::Replaced);
+    assert_eq!(state("set-4").await, VersionState::Current);
+}
+
+async fn concurrent_filing_files_once(h: &Harness) {
+    let stores = [h.store.clone(), h.reopen().await];
+    let mut tasks = Vec::new();
+    for round in 0..6 {
+        for store in &stores {
+            for _ in 0..2 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let id = format!("doc-{round}");
+                    let v = version("set-c", &id, b"same bytes", None);
+                    store.add_version(&v, t0()).await.unwrap().1
+                }));
+            }
+        }
+    }
+    let mut filed = 0;
+    for task in tasks {
+        let new = tokio::time::timeout(std::time::Duration::from_secs(120), task)
+            .await
+            .expect("filing did not finish in time")
+            .unwrap();
+        filed += usize::from(new);
+    }
+    assert_eq!(filed, 6, "each version filed exactly once");
+    let history = h.store.history("set-c").await.unwrap();
+    assert_eq!(history.len(), 6);
+    let current = history
+        .iter()
+        .filter(|v| v.state == VersionState::Current)
+        .count();
+    assert_eq!(current, 1, "{history:#?}");
 }
 
 fn traits(birth_name: &str, birth_date: &str) -> IdentityTraits {

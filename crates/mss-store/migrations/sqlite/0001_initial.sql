@@ -94,12 +94,13 @@ CREATE TABLE document_versions (
     document_id     INTEGER NOT NULL REFERENCES documents (id),
     version_no      INTEGER NOT NULL,
     version_id      TEXT NOT NULL,
-    source_version  TEXT,
+    source_version  INTEGER,
     change          TEXT NOT NULL CHECK (change IN ('added', 'replacement')),
-    state           TEXT NOT NULL CHECK (state IN ('current', 'replaced', 'deleted')),
+    state           TEXT NOT NULL CHECK (state IN ('current', 'replaced', 'deleted', 'pending_deletion')),
     media_type      TEXT NOT NULL,
     size            INTEGER NOT NULL,
     sha256          TEXT NOT NULL,
+    sha1            TEXT NOT NULL,
     content         BLOB NOT NULL,
     message_id      INTEGER REFERENCES messages (id),
     created_ms      INTEGER NOT NULL,
@@ -107,13 +108,16 @@ CREATE TABLE document_versions (
     UNIQUE (document_id, version_id)
 );
 CREATE INDEX document_versions_by_sha256 ON document_versions (sha256);
+-- XDM METADATA.XML carries SHA-1: "already integrated" is checked with it too.
+CREATE INDEX document_versions_by_sha1 ON document_versions (sha1);
+CREATE INDEX document_versions_by_version_id ON document_versions (version_id);
 
 -- What a person sees in the worklist: one item per message, or per document inside it.
 CREATE TABLE worklist (
     id            INTEGER PRIMARY KEY,
     message_id    INTEGER NOT NULL REFERENCES messages (id),
     item_key      TEXT NOT NULL,
-    state         TEXT NOT NULL CHECK (state IN ('received', 'integrated', 'proposed', 'replaced', 'deleted', 'failed')),
+    state         TEXT NOT NULL CHECK (state IN ('received', 'integrated', 'proposed', 'replaced', 'deleted', 'duplicate', 'deletion_to_confirm', 'failed')),
     failure_code  INTEGER CHECK (failure_code BETWEEN 900 AND 906),
     reason        TEXT,
     patient_id    INTEGER REFERENCES patients (id),
