@@ -43,6 +43,11 @@ const MAX_RCPTS: usize = 100;
 const MAX_ERRORS: u32 = 10;
 /// Simultaneous sessions per listener.
 const MAX_SESSIONS: usize = 64;
+/// Messages received at the same time per listener: each holds up to `MAX_MESSAGE` bytes,
+/// so this bounds the memory DATA can take (8 × 30 MiB).
+const MAX_DATA: usize = 8;
+/// How long DATA waits for one of those slots before a temporary refusal.
+const DATA_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -71,6 +76,7 @@ pub async fn serve_relay(listener: TcpListener, ctx: Arc<OperatorContext>) {
 
 async fn accept(listener: TcpListener, ctx: Arc<OperatorContext>, mode: Mode) {
     let slots = Arc::new(Semaphore::new(MAX_SESSIONS));
+    let data_slots = Arc::new(Semaphore::new(MAX_DATA));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -90,6 +96,7 @@ async fn accept(listener: TcpListener, ctx: Arc<OperatorContext>, mode: Mode) {
             continue;
         };
         let ctx = ctx.clone();
+        let data_slots = data_slots.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let session = ctx.recorder.next_session();
@@ -103,6 +110,7 @@ async fn accept(listener: TcpListener, ctx: Arc<OperatorContext>, mode: Mode) {
                 user: None,
                 tx: None,
                 errors: 0,
+                data_slots,
             };
             s.ctx.recorder.record(
                 mode.service(),
@@ -133,6 +141,7 @@ struct Session {
     user: Option<String>,
     tx: Option<Transaction>,
     errors: u32,
+    data_slots: Arc<Semaphore>,
 }
 
 /// Whether the session goes on after a command.
@@ -430,6 +439,16 @@ impl Session {
             }
             Some(_) => {}
         }
+        let slot = tokio::time::timeout(DATA_SLOT_WAIT, self.data_slots.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let Some(_slot) = slot else {
+            self.tx = None;
+            self.reply(conn, 451, [4, 3, 2], "Too many messages at once, try later")
+                .await?;
+            return Ok(true);
+        };
         self.record("response", json!({ "code": 354 }));
         conn.send(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n")
             .await?;
