@@ -7,6 +7,7 @@
 
 pub mod autoconfig;
 mod config;
+pub mod conformance;
 pub mod documents;
 mod error;
 mod fsio;

@@ -216,7 +216,10 @@ async fn every_patient_has_a_test_report_naming_their_ins() {
             .find(|n| n.has_tag_name("id") && n.attribute("root") == Some("1.2.250.1.213.1.4.10"))
             .unwrap();
         assert_eq!(ins.attribute("extension"), Some(patient.matricule.as_str()));
-        assert!(xml.contains(&format!("<family qualifier=\"BR\">{}</family>", patient.family_name)));
+        assert!(xml.contains(&format!(
+            "<family qualifier=\"BR\">{}</family>",
+            patient.family_name
+        )));
     }
     if std::env::var_os("MSS_KEEP_SANDBOX").is_some() {
         let kept = dir.keep();

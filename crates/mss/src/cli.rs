@@ -38,8 +38,37 @@ pub enum Command {
     /// Annuaire Santé: offline search of professionals and their MSSanté addresses.
     #[command(subcommand)]
     Directory(DirectoryCommand),
-    /// Start the local MSSanté trust space (test PKI, Pro Santé Connect, autoconfig).
+    /// Start the local MSSanté trust space (test PKI, Pro Santé Connect, operator, autoconfig).
     Sandbox(SandboxArgs),
+    /// Run the conformance checks against the sandbox, with mss or another software as client.
+    Conformance(ConformanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// Directory of the sandbox (created, or reused as `mss sandbox --dir` leaves it).
+    #[arg(long)]
+    pub sandbox: PathBuf,
+    /// Who acts as the client: mss itself, or another software a person drives.
+    #[arg(long, value_enum, default_value_t = ConformanceClient::Mss)]
+    pub client: ConformanceClient,
+    /// With `--client other`: seconds to wait for each step.
+    #[arg(long, default_value_t = 300)]
+    pub wait: u64,
+    /// Run only these steps (default: all).
+    #[arg(long, num_args = 1..)]
+    pub step: Vec<String>,
+    /// Print the results as JSON (one object per check).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConformanceClient {
+    /// mss, run as separate processes on the sandbox's mss.toml.
+    Mss,
+    /// Another software, driven by a person following the printed instructions.
+    Other,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,8 @@
 //!
 //! Each decision is recorded with a fingerprint of the token, never the token.
 
+use std::sync::atomic::Ordering;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
@@ -92,7 +94,18 @@ pub fn check_token(
     token: &str,
 ) -> Result<String, Refusal> {
     let claims = ctx.tokens.verify(token);
-    let outcome = judge_token(ctx, mailbox, claims.as_ref());
+    let forced = ctx
+        .faults
+        .refuse_tokens
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    let outcome = if forced {
+        Err(Refusal {
+            reason: "token refused by the sandbox (fault injected for a check)",
+        })
+    } else {
+        judge_token(ctx, mailbox, claims.as_ref())
+    };
     ctx.recorder.record(
         service,
         session,

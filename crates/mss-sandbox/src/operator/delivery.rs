@@ -134,16 +134,8 @@ pub fn record_message(
     to: &[String],
     data: &[u8],
 ) {
-    let headers: Vec<_> = header_fields(data)
-        .into_iter()
-        .map(|(name, value)| json!({ "name": name, "value": value }))
-        .collect();
-    ctx.recorder.record(
-        service,
-        session,
-        "message",
-        json!({ "from": from, "to": to, "size": data.len(), "headers": headers }),
-    );
+    ctx.recorder
+        .record_message(service, session, from, to, header_fields(data), data);
 }
 
 /// The operator's host name in Received and Reporting-MTA.

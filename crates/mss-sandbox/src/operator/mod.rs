@@ -17,7 +17,7 @@ pub mod smtp;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
@@ -62,6 +62,8 @@ pub struct Account {
 pub struct Faults {
     /// Present the server certificate of the CA nobody should trust.
     pub untrusted_certificate: AtomicBool,
+    /// Refuse this many of the next bearer tokens, valid or not.
+    pub refuse_tokens: AtomicU32,
 }
 
 /// Everything the protocol servers share.

@@ -7,14 +7,40 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Events kept in memory; older ones stay in the file only.
 const KEPT: usize = 100_000;
+/// Submitted messages kept in memory for the checks that open the attachments.
+const KEPT_MESSAGES: usize = 64;
+
+/// A message a client submitted, as the checks see it.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The `seq` of its `message` event.
+    pub seq: u64,
+    pub session: u64,
+    pub from: String,
+    pub recipients: Vec<String>,
+    /// Every header field, in order, name and unfolded value.
+    pub headers: Vec<(String, String)>,
+    pub raw: Arc<[u8]>,
+}
+
+impl Submitted {
+    /// The values of the header `name` (case-insensitive), in order.
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
 
 /// One recorded event.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +63,7 @@ pub struct Recorder {
     file: Option<PathBuf>,
     sessions: AtomicU64,
     events: Mutex<(u64, VecDeque<Event>)>,
+    messages: Mutex<VecDeque<Submitted>>,
 }
 
 impl Recorder {
@@ -46,6 +73,7 @@ impl Recorder {
             file: file.map(Path::to_owned),
             sessions: AtomicU64::new(0),
             events: Mutex::new((0, VecDeque::new())),
+            messages: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -55,6 +83,61 @@ impl Recorder {
     }
 
     pub fn record(&self, service: &'static str, session: u64, kind: &'static str, detail: Value) {
+        self.record_seq(service, session, kind, detail);
+    }
+
+    /// Records a message a client submitted: the envelope and its header fields (unfolded)
+    /// go to the recording, never the body; the bytes stay in memory for the checks only.
+    pub fn record_message(
+        &self,
+        service: &'static str,
+        session: u64,
+        from: &str,
+        recipients: &[String],
+        headers: Vec<(String, String)>,
+        raw: &[u8],
+    ) {
+        let seq = self.record_seq(
+            service,
+            session,
+            "message",
+            json!({
+                "from": from,
+                "to": recipients,
+                "size": raw.len(),
+                "headers": headers
+                    .iter()
+                    .map(|(name, value)| json!({ "name": name, "value": value }))
+                    .collect::<Vec<_>>(),
+            }),
+        );
+        let mut kept = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() == KEPT_MESSAGES {
+            kept.pop_front();
+        }
+        kept.push_back(Submitted {
+            seq,
+            session,
+            from: from.to_owned(),
+            recipients: recipients.to_vec(),
+            headers,
+            raw: raw.into(),
+        });
+    }
+
+    /// The submitted messages recorded after `mark`, oldest first.
+    pub fn messages_since(&self, mark: u64) -> Vec<Submitted> {
+        let kept = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().filter(|m| m.seq > mark).cloned().collect()
+    }
+
+    fn record_seq(
+        &self,
+        service: &'static str,
+        session: u64,
+        kind: &'static str,
+        detail: Value,
+    ) -> u64 {
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -84,6 +167,7 @@ impl Recorder {
             guard.1.pop_front();
         }
         guard.1.push_back(event);
+        guard.0
     }
 
     /// The sequence number of the last event (0 when none): a mark to read from later.
@@ -138,6 +222,16 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert_ne!(fingerprint(b"a"), fingerprint(b"b"));
+
+        let raw = b"From: a@x.fr\r\nSubject: one\r\n  two\r\nX-MSS-NIL: ABC\r\n\r\nsecret body";
+        let headers = crate::operator::delivery::header_fields(raw);
+        rec.record_message("smtp", session, "a@x.fr", &["b@x.fr".into()], headers, raw);
+        let sent = rec.messages_since(mark);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].header("subject"), vec!["one  two"]);
+        assert_eq!(sent[0].header("X-MSS-NIL"), vec!["ABC"]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"X-MSS-NIL\"") && !text.contains("secret body"));
         assert_eq!(fingerprint(b"a").len(), 12);
     }
 }

@@ -2,6 +2,7 @@
 
 mod cda;
 mod compose;
+mod conformance;
 mod directory;
 mod sandbox;
 mod transport;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Autoconfig(args) => transport::autoconfig(&cli.config, args),
         Command::Directory(command) => directory::run(command),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Conformance(args) => conformance::run(args),
     }
 }
 
