@@ -69,7 +69,10 @@ fn main() {
             let mem: Vec<&str> = status
                 .lines()
                 .filter(|l| {
-                    l.starts_with("VmRSS") || l.starts_with("VmHWM") || l.starts_with("RssAnon")
+                    l.starts_with("VmRSS")
+                        || l.starts_with("VmHWM")
+                        || l.starts_with("RssAnon")
+                        || l.starts_with("RssFile")
                 })
                 .collect();
             eprintln!(

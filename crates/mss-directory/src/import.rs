@@ -145,9 +145,30 @@ fn dir_size(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The counted keys are already hashes: no need to hash them again.
+#[derive(Default)]
+struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashIds = HashSet<u64, std::hash::BuildHasherDefault<Identity>>;
+
 struct Counters {
-    people: HashSet<u64>,
-    structures: HashSet<u64>,
+    last_person: Option<u64>,
+    people: HashIds,
+    structures: HashIds,
     mailboxes: u64,
     documents: u64,
 }
@@ -178,8 +199,9 @@ fn build(
     let mut headers: Vec<Vec<String>> = Vec::new();
     let mut summaries = Vec::new();
     let mut counters = Counters {
-        people: HashSet::new(),
-        structures: HashSet::new(),
+        last_person: None,
+        people: HashIds::default(),
+        structures: HashIds::default(),
         mailboxes: 0,
         documents: 0,
     };
@@ -391,7 +413,13 @@ fn add(
 ) -> Result<(), Error> {
     match e.kind {
         EntryKind::Activity => {
-            c.people.insert(stable_hash(&e.key));
+            // The rows of a person follow each other: no lookup for the
+            // same person again.
+            let h = stable_hash(&e.key);
+            if c.last_person != Some(h) {
+                c.last_person = Some(h);
+                c.people.insert(h);
+            }
             if !e.site.is_empty() {
                 c.structures.insert(stable_hash(&e.site));
             }

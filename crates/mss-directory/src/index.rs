@@ -74,7 +74,8 @@ impl Fields {
             key: b.add_text_field("key", STORED),
             xkey: b.add_text_field("xkey", STRING),
             gid: b.add_u64_field("gid", FAST),
-            kind: b.add_text_field("kind", STRING | STORED),
+            // Stored only: searches use the `kind:` tag.
+            kind: b.add_text_field("kind", STORED),
             hdr: b.add_u64_field("hdr", STORED),
             lines: b.add_text_field("lines", STORED),
         };
@@ -282,6 +283,9 @@ fn term(field: Field, text: &str) -> Box<dyn TQuery> {
 /// An open index, ready to search.
 pub struct Reader {
     pub(crate) reader: IndexReader,
+    /// The group id column of each segment, read once: through `pread`,
+    /// opening it per query would read it whole each time.
+    gids: Vec<tantivy::columnar::Column<u64>>,
     pub(crate) fields: Fields,
     pub(crate) headers: Vec<Header>,
 }
@@ -299,7 +303,9 @@ pub const HEADERS_FILE: &str = "mss-headers.json";
 
 impl Reader {
     pub fn open(dir: &Path) -> Result<Self, Error> {
-        let index = Index::open_in_dir(dir).map_err(|e| Error::Index(e.to_string()))?;
+        let files =
+            crate::pread::PreadDirectory::open(dir).map_err(|e| Error::Index(e.to_string()))?;
+        let index = Index::open(files).map_err(|e| Error::Index(e.to_string()))?;
         register_tokenizers(&index);
         let fields = Fields::from_schema(&index.schema())?;
         let reader = index
@@ -312,8 +318,16 @@ impl Reader {
         let names: Vec<Vec<String>> = serde_json::from_str(&text)
             .map_err(|e| Error::Corrupt(format!("{HEADERS_FILE}: {e}")))?;
         let headers = names.into_iter().map(Header::from_names).collect();
+        let gids = reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|s| s.fast_fields().u64("gid"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Index(e.to_string()))?;
         Ok(Self {
             reader,
+            gids,
             fields,
             headers,
         })
@@ -359,18 +373,11 @@ impl Reader {
         let top = found;
         let mut order: Vec<Group> = Vec::new();
         let mut seen: HashMap<u64, usize> = HashMap::new();
-        let mut columns = HashMap::new();
         for (score, addr) in top {
-            let col = match columns.entry(addr.segment_ord) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                    searcher
-                        .segment_reader(addr.segment_ord)
-                        .fast_fields()
-                        .u64("gid")
-                        .map_err(|e| Error::Index(e.to_string()))?,
-                ),
-            };
+            let col = self
+                .gids
+                .get(addr.segment_ord as usize)
+                .ok_or_else(|| Error::Corrupt("segment without group ids".into()))?;
             let gid = col.first(addr.doc_id).unwrap_or(0);
             match seen.get(&gid) {
                 Some(&i) => order[i].matched.push(addr),

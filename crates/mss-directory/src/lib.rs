@@ -28,6 +28,8 @@ pub mod import;
 #[cfg(feature = "index")]
 mod index;
 #[cfg(feature = "index")]
+mod pread;
+#[cfg(feature = "index")]
 mod search;
 
 pub use error::Error;

@@ -80,7 +80,10 @@ fn cp1252(b: u8) -> char {
 
 /// Splits a decoded line on `|`. Quotes are ordinary characters.
 pub fn fields(line: &str) -> Vec<&str> {
-    line.split('|').collect()
+    // The files have 31 to 56 columns: one allocation, not one per doubling.
+    let mut row = Vec::with_capacity(64);
+    row.extend(line.split('|'));
+    row
 }
 
 /// A header name reduced so that spelling variants meet: lower case, no

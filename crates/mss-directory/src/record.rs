@@ -378,7 +378,15 @@ fn push_text(text: &mut String, value: &str) {
 
 fn tag(tags: &mut Vec<String>, prefix: &str, value: &str) {
     if !value.is_empty() && value.len() <= 128 {
-        tags.push(format!("{prefix}{}", value.to_lowercase()));
+        let mut t = String::with_capacity(prefix.len() + value.len());
+        t.push_str(prefix);
+        // Ids and codes are ASCII: no Unicode tables, no second string.
+        if value.is_ascii() {
+            t.extend(value.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        } else {
+            t.push_str(&value.to_lowercase());
+        }
+        tags.push(t);
     }
 }
 
