@@ -359,6 +359,20 @@ async fn xoauth2_mailbox_append_fetch_search_store_expunge() {
     let end = MESSAGE.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert_eq!(header[0].header(), Some(&MESSAGE[..end]));
 
+    let envelope = fetch_all(&mut session, "1", "(ENVELOPE)").await;
+    let envelope = envelope[0].envelope().expect("ENVELOPE");
+    assert_eq!(
+        envelope.subject.as_deref(),
+        Some("Compte rendu \u{e9}chographie".as_bytes())
+    );
+    assert_eq!(
+        envelope.message_id.as_deref(),
+        Some(&b"<cr-1@sandbox.mssante.fr>"[..])
+    );
+    let from = &envelope.from.as_ref().expect("From")[0];
+    assert_eq!(from.mailbox.as_deref(), Some(&b"karim.benali"[..]));
+    assert_eq!(from.host.as_deref(), Some(&b"sandbox.mssante.fr"[..]));
+
     // SEARCH: unseen, by UID, by header; STORE; then BODY[] sets \Seen.
     let unseen = session.uid_search("UNSEEN").await.unwrap();
     assert_eq!(unseen.len(), 2);

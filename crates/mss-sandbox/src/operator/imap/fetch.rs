@@ -2,8 +2,9 @@
 //!
 //! Sections served: the whole message (`BODY[]`, `RFC822`), `HEADER`, `HEADER.FIELDS`,
 //! `HEADER.FIELDS.NOT`, `TEXT`, and part `1` of a single-part message; partial fetches
-//! `<origin.count>`. `ENVELOPE` and `BODYSTRUCTURE` are not offered (mss's client does not
-//! ask for them): the command gets NO.
+//! `<origin.count>`; `ENVELOPE` (addresses read by mail-parser, the other fields as the
+//! header has them). `BODYSTRUCTURE` is not offered (mss's client does not ask for it): the
+//! command gets NO.
 
 use std::num::{NonZeroU32, NonZeroU64};
 
@@ -11,6 +12,7 @@ use chrono::{FixedOffset, TimeZone};
 use imap_next::imap_types::IntoStatic;
 use imap_next::imap_types::core::{AString, IString, Literal, NString};
 use imap_next::imap_types::datetime::DateTime;
+use imap_next::imap_types::envelope::{Address, Envelope};
 use imap_next::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
@@ -57,7 +59,6 @@ impl Request {
         let mut sets_seen = false;
         for name in &names {
             match name {
-                MessageDataItemName::Envelope => return Err(Unsupported("ENVELOPE")),
                 MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
                     return Err(Unsupported("BODYSTRUCTURE"));
                 }
@@ -72,7 +73,9 @@ impl Request {
                     needs_bytes = true;
                     sets_seen = true;
                 }
-                MessageDataItemName::Rfc822Header => needs_bytes = true,
+                MessageDataItemName::Rfc822Header | MessageDataItemName::Envelope => {
+                    needs_bytes = true
+                }
                 _ => {}
             }
         }
@@ -102,6 +105,7 @@ impl Request {
                 }
                 MessageDataItemName::ModSeq => MessageDataItem::ModSeq(modseq(meta.modseq)),
                 MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(nstring(bytes)),
+                MessageDataItemName::Envelope => MessageDataItem::Envelope(envelope(bytes)),
                 MessageDataItemName::Rfc822Header => {
                     MessageDataItem::Rfc822Header(nstring(&bytes[..header_end(bytes)]))
                 }
@@ -171,6 +175,64 @@ fn nstring(bytes: &[u8]) -> NString<'static> {
         Literal::try_from(cleaned).expect("no NUL left")
     });
     NString(Some(IString::Literal(literal)))
+}
+
+/// ENVELOPE (RFC 3501 §7.4.2): date, subject, in-reply-to and message-id as the header
+/// has them (unfolded), addresses split into name, mailbox and host.
+fn envelope(bytes: &[u8]) -> Envelope<'static> {
+    let header = &bytes[..header_end(bytes)];
+    let parsed = mail_parser::MessageParser::default().parse_headers(header);
+    let raw = |name: &str| header_value(header, name).map_or(NString(None), text);
+    let list =
+        |get: for<'m> fn(&'m mail_parser::Message<'_>) -> Option<&'m mail_parser::Address<'m>>| {
+            let Some(addresses) = parsed.as_ref().and_then(get) else {
+                return Vec::new();
+            };
+            addresses
+                .iter()
+                .filter_map(|addr| {
+                    let email = addr.address.as_deref()?;
+                    let (local, host) = email.rsplit_once('@').unwrap_or((email, ""));
+                    Some(Address {
+                        name: addr
+                            .name
+                            .as_deref()
+                            .map_or(NString(None), |n| text(n.to_owned())),
+                        adl: NString(None),
+                        mailbox: text(local.to_owned()),
+                        host: text(host.to_owned()),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+    let from = list(|m| m.from());
+    let sender = list(|m| m.sender());
+    let reply_to = list(|m| m.reply_to());
+    Envelope {
+        date: raw("date"),
+        subject: raw("subject"),
+        sender: if sender.is_empty() {
+            from.clone()
+        } else {
+            sender
+        },
+        reply_to: if reply_to.is_empty() {
+            from.clone()
+        } else {
+            reply_to
+        },
+        from,
+        to: list(|m| m.to()),
+        cc: list(|m| m.cc()),
+        bcc: list(|m| m.bcc()),
+        in_reply_to: raw("in-reply-to"),
+        message_id: raw("message-id"),
+    }
+}
+
+/// A header text as a quoted string, or a literal when it cannot be quoted.
+fn text(value: String) -> NString<'static> {
+    NString::try_from(value).unwrap_or(NString(None))
 }
 
 fn section_bytes(section: Option<&Section<'_>>, bytes: &[u8]) -> Option<Vec<u8>> {
@@ -310,6 +372,21 @@ mod tests {
             select_fields(&MESSAGE[..end], &names, false),
             b"From: a@b.fr\r\nMessage-ID: <x@y>\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn envelope_fields_come_from_the_header() {
+        let message = b"Date: Tue, 1 Apr 2025 10:00:00 +0200\r\nFrom: Dr Karim BENALI <karim.benali@sandbox.mssante.fr>\r\nTo: a@b.fr, C <c@d.fr>\r\nSubject: CR\r\nMessage-ID: <x@y>\r\n\r\nBody\r\n";
+        let e = envelope(message);
+        assert_eq!(e.subject, text("CR".to_owned()));
+        assert_eq!(e.message_id, text("<x@y>".to_owned()));
+        assert_eq!(e.from.len(), 1);
+        assert_eq!(e.from[0].host, text("sandbox.mssante.fr".to_owned()));
+        assert_eq!(e.sender, e.from);
+        assert_eq!(e.to.len(), 2);
+        assert_eq!(e.in_reply_to, NString(None));
+        let empty = envelope(b"no header at all");
+        assert!(empty.from.is_empty());
     }
 
     #[test]
