@@ -909,3 +909,102 @@ async fn hostile_input_gets_bad_or_bye_never_a_hang() {
     raw.send(b"d1 LOGOUT\r\n").await;
     assert!(raw.until("d1 ").await.starts_with("d1 OK"));
 }
+
+/// Message numbers change only when a session is told (RFC 3501 §7.4.1): an EXPUNGE made by
+/// another session is held back during FETCH and reported by the next NOOP. Also EXAMINE
+/// (read-only), COPY and CLOSE.
+#[tokio::test]
+async fn sequence_numbers_follow_what_each_session_was_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let sandbox = start(dir, None).await;
+    let (address, hint) = per(dir);
+    let token = token(dir, &hint).await;
+    let mut a = login(&sandbox, dir, &address, &token).await;
+    for i in 1..=3 {
+        let body = format!("Subject: {i}\r\n\r\n{i}\r\n");
+        a.append("INBOX", None, None, body.as_bytes())
+            .await
+            .unwrap();
+    }
+    a.select("INBOX").await.unwrap();
+    let mut b = login(&sandbox, dir, &address, &token).await;
+    b.select("INBOX").await.unwrap();
+    b.uid_store("2", "+FLAGS.SILENT (\\Deleted)")
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    let gone: Vec<u32> = b.expunge().await.unwrap().try_collect().await.unwrap();
+    assert_eq!(gone, [2]);
+    while a.unsolicited_responses.try_recv().is_ok() {}
+
+    // A still numbers the messages 1, 2, 3 until told.
+    let seq3: Vec<_> = a
+        .fetch("3", "(UID)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(seq3[0].uid, Some(3));
+    let mut during_fetch = Vec::new();
+    while let Ok(u) = a.unsolicited_responses.try_recv() {
+        during_fetch.push(format!("{u:?}"));
+    }
+    assert!(
+        !during_fetch.iter().any(|t| t.starts_with("Expunge")),
+        "EXPUNGE sent during FETCH: {during_fetch:?}"
+    );
+    a.noop().await.unwrap();
+    let mut told = Vec::new();
+    while let Ok(u) = a.unsolicited_responses.try_recv() {
+        told.push(format!("{u:?}"));
+    }
+    assert!(told.iter().any(|t| t == "Expunge(2)"), "{told:?}");
+    let seq2: Vec<_> = a
+        .fetch("2", "(UID)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(seq2[0].uid, Some(3));
+
+    // COPY to a user folder, then EXAMINE it: read-only, BODY[] leaves \Seen alone.
+    a.create("Archives").await.unwrap();
+    a.uid_copy("1:*", "Archives").await.unwrap();
+    let status = a.status("Archives", "(MESSAGES)").await.unwrap();
+    assert_eq!(status.exists, 2);
+    a.examine("Archives").await.unwrap();
+    // async-imap's fetch and store streams drop the tagged status: ask for it.
+    let refused = a
+        .run_command_and_check_ok("UID STORE 1 +FLAGS (\\Flagged)")
+        .await
+        .is_err();
+    assert!(refused, "STORE in a read-only folder");
+    let read: Vec<_> = a
+        .uid_fetch("1:*", "(FLAGS BODY[])")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 2);
+    assert_eq!(read[0].body(), Some(&b"Subject: 1\r\n\r\n1\r\n"[..]));
+    assert_eq!(a.uid_search("SEEN").await.unwrap().len(), 0);
+
+    // CLOSE expunges \Deleted messages of a read-write folder, silently.
+    a.select("Archives").await.unwrap();
+    a.uid_store("1", "+FLAGS.SILENT (\\Deleted)")
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    a.close().await.unwrap();
+    let status = a.status("Archives", "(MESSAGES)").await.unwrap();
+    assert_eq!(status.exists, 1);
+    a.logout().await.unwrap();
+}
