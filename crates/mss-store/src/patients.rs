@@ -146,10 +146,13 @@ impl Store {
             .bind(value)
             .execute(&mut *tx)
             .await
-            .map_err(|_| {
-                StoreError::Invalid(format!(
-                    "local identifier {value} of {system} already belongs to another patient"
-                ))
+            .map_err(|e| match e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    StoreError::Invalid(format!(
+                        "local identifier {value} of {system} already belongs to another patient"
+                    ))
+                }
+                e => db("adding a patient")(e),
             })?;
         }
         tx.commit().await.map_err(db("adding a patient"))?;
