@@ -1008,3 +1008,83 @@ async fn sequence_numbers_follow_what_each_session_was_told() {
     assert_eq!(status.exists, 1);
     a.logout().await.unwrap();
 }
+
+/// The bounds of `ImapSettings`, on a second listener over the same operator: a connection
+/// over the cap gets `* BYE`, a silent client is logged out, an IDLE too long ends.
+#[tokio::test]
+async fn connection_cap_and_timeouts_are_enforced() {
+    use mss_sandbox::operator::imap::{ImapSettings, serve_with};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let sandbox = start(dir, None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let settings = ImapSettings {
+        max_connections: 2,
+        inactivity_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(3),
+        ..ImapSettings::default()
+    };
+    let server = tokio::spawn(serve_with(
+        listener,
+        sandbox.operator.context.clone(),
+        false,
+        settings,
+    ));
+    let connect = || async move {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        Raw {
+            stream: BufReader::new(tcp),
+        }
+    };
+    let mut first = connect().await;
+    first.until("* OK").await;
+    let mut second = connect().await;
+    second.until("* OK").await;
+    let mut third = connect().await;
+    assert!(third.until("* ").await.starts_with("* BYE"));
+    assert!(third.closes().await);
+
+    // Silence: autologout after the inactivity timeout (2 s here).
+    let started = Instant::now();
+    assert!(first.until("* BYE").await.starts_with("* BYE"));
+    assert!(first.closes().await);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(second);
+
+    // IDLE lasts at most idle_timeout (3 s here), even on a client that says nothing.
+    let (address, hint) = per(dir);
+    let token = token(dir, &hint).await;
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.unwrap();
+    client
+        .run_command_and_check_ok("STARTTLS", None)
+        .await
+        .unwrap();
+    let tls = handshake(tls_config(dir, None), client.into_inner())
+        .await
+        .unwrap();
+    let mut raw = Raw {
+        stream: BufReader::new(tls),
+    };
+    let ir = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("user={address}\x01auth=Bearer {token}\x01\x01"),
+    );
+    raw.send(format!("i1 AUTHENTICATE XOAUTH2 {ir}\r\n").as_bytes())
+        .await;
+    assert!(raw.until("i1 ").await.starts_with("i1 OK"));
+    raw.send(b"i2 SELECT INBOX\r\n").await;
+    assert!(raw.until("i2 ").await.starts_with("i2 OK"));
+    raw.send(b"i3 IDLE\r\n").await;
+    raw.until("+ ").await;
+    let idling = Instant::now();
+    assert!(raw.until("* BYE").await.starts_with("* BYE"));
+    let waited = idling.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2500) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    server.abort();
+}
