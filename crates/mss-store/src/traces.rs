@@ -202,9 +202,15 @@ fn looks_like_token(word: &str) -> bool {
     jwt || blob
 }
 
-/// Cuts a field to [`MAX_FIELD_CHARS`] characters, saying so.
+/// Cuts a field to [`MAX_FIELD_CHARS`] characters, saying so. Control characters
+/// (line breaks, tabs, escapes) become spaces: an entry is one line wherever it is shown,
+/// and a forged line break cannot fake another entry in `mss trace list`.
 fn bounded(text: &str) -> String {
-    let masked = mask_secrets(text);
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let masked = mask_secrets(&flat);
     match masked.char_indices().nth(MAX_FIELD_CHARS) {
         Some((at, _)) => format!("{}…[tronqué]", &masked[..at]),
         None => masked,
@@ -701,5 +707,9 @@ mod tests {
             MAX_FIELD_CHARS + "…[tronqué]".chars().count()
         );
         assert_eq!(bounded("court"), "court");
+        assert_eq!(
+            bounded("a\r\nseq=9 forged\tBearer\tabc\u{1b}[2J"),
+            "a  seq=9 forged Bearer [masqué] [2J"
+        );
     }
 }
