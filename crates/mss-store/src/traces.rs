@@ -698,6 +698,116 @@ mod tests {
         );
     }
 
+    /// A chain of `n` entries as the store would write it, and its head.
+    fn chain(n: i64) -> (Vec<TraceEntry>, Head) {
+        let mut prev = GENESIS_HASH.to_owned();
+        let mut entries = Vec::new();
+        for seq in 1..=n {
+            let fields = TraceFields {
+                seq,
+                kind: "entry".into(),
+                at_ms: 1_764_115_200_000 + seq,
+                at: "2025-11-26T01:00:00+01:00".into(),
+                author: format!("author-{seq}"),
+                action: "imap.fetch".into(),
+                mailbox: Some("bal@x".into()),
+                patient: None,
+                document: None,
+                message: None,
+                request: Some(format!("UID FETCH {seq}")),
+                response: None,
+                outcome: "ok".into(),
+            };
+            let hash = fields.hash(&prev);
+            entries.push(TraceEntry {
+                seq,
+                kind: TraceKind::Entry,
+                at: fields.at,
+                at_ms: fields.at_ms,
+                author: fields.author,
+                action: fields.action,
+                mailbox: fields.mailbox,
+                patient: None,
+                document: None,
+                message: None,
+                request: fields.request,
+                response: None,
+                outcome: fields.outcome,
+                prev_hash: prev.clone(),
+                hash: hash.clone(),
+            });
+            prev = hash;
+        }
+        let head = Head {
+            anchor_seq: 1,
+            anchor_hash: GENESIS_HASH.to_owned(),
+            last_seq: n,
+            last_hash: prev,
+        };
+        (entries, head)
+    }
+
+    fn verifies(entries: &[TraceEntry], head: &Head) -> bool {
+        let mut walker = Walker::new(head);
+        entries.iter().all(|e| walker.step(e).is_ok()) && walker.finish(head).is_ok()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Tamper {
+        Edit { at: usize, text: String },
+        Delete { at: usize },
+        Swap { a: usize, b: usize },
+        Truncate { keep: usize },
+    }
+
+    fn tamper() -> impl Strategy<Value = Tamper> {
+        prop_oneof![
+            (0..64usize, "[a-z]{0,8}").prop_map(|(at, text)| Tamper::Edit { at, text }),
+            (0..64usize).prop_map(|at| Tamper::Delete { at }),
+            (0..64usize, 0..64usize).prop_map(|(a, b)| Tamper::Swap { a, b }),
+            (0..64usize).prop_map(|keep| Tamper::Truncate { keep }),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever one change is made to the stored rows (the head row left alone, as
+        /// someone hiding a change would), verification notices it.
+        #[test]
+        fn any_single_tampering_is_detected(n in 2i64..40, t in tamper()) {
+            let (mut entries, head) = chain(n);
+            prop_assert!(verifies(&entries, &head));
+            let len = entries.len();
+            let changed = match t {
+                Tamper::Edit { at, text } => {
+                    let e = &mut entries[at % len];
+                    let before = e.author.clone();
+                    e.author = text;
+                    e.author != before
+                }
+                Tamper::Delete { at } => {
+                    entries.remove(at % len);
+                    true
+                }
+                Tamper::Swap { a, b } => {
+                    let (a, b) = (a % len, b % len);
+                    // Rows keep their content; only their positions (seq) move.
+                    let (sa, sb) = (entries[a].seq, entries[b].seq);
+                    entries[a].seq = sb;
+                    entries[b].seq = sa;
+                    entries.sort_by_key(|e| e.seq);
+                    a != b
+                }
+                Tamper::Truncate { keep } => {
+                    entries.truncate(keep % len);
+                    true
+                }
+            };
+            prop_assert_eq!(verifies(&entries, &head), !changed);
+        }
+    }
+
     #[test]
     fn long_fields_are_cut() {
         let cut = bounded(&"é".repeat(MAX_FIELD_CHARS + 5));
