@@ -73,6 +73,9 @@ pub(crate) fn mss_toml(info: &SandboxInfo, dir: &Path) -> String {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default()
         ));
+        if let Some(hint) = &bal.login_hint {
+            out.push_str(&format!("login_hint = {}\n", quoted(hint)));
+        }
         if let (Some(cert), Some(key)) = (&bal.cert_pem, &bal.key_pem) {
             out.push_str(&format!(
                 "client_cert = {}\nclient_key = {}\n",

@@ -99,6 +99,10 @@ pub struct BalConfig {
     pub kind: BalKind,
     /// Default: `certificate` for APP mailboxes, `psc` otherwise.
     pub auth: Option<BalAuth>,
+    /// The professional who logs in to Pro Santé Connect for this mailbox (CIBA
+    /// `login_hint`); default: `[psc] login_hint`. Each professional holds their own
+    /// personal mailbox: one configuration can serve several.
+    pub login_hint: Option<String>,
     /// IMAP server; autoconfiguration when absent.
     pub imap: Option<Endpoint>,
     /// Submission server; autoconfiguration when absent.
@@ -181,6 +185,7 @@ mod tests {
 
     fn bal(kind: BalKind, auth: Option<BalAuth>, cert: bool) -> BalConfig {
         BalConfig {
+            login_hint: None,
             address: "secretariat@hopital.mssante.fr".into(),
             kind,
             auth,

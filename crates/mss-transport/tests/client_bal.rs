@@ -78,6 +78,7 @@ async fn a_missing_crl_is_fetched_from_the_distribution_point_then_the_session_o
     .unwrap();
     let leaf = pki.issue_client(ROBOT).unwrap();
     let bal = BalConfig {
+        login_hint: None,
         address: ROBOT.into(),
         kind: BalKind::App,
         auth: None,

@@ -142,12 +142,16 @@ impl SrvResolver for NoDns {
     }
 }
 
-/// Logs in to Pro Santé Connect with the `[psc]` settings (CIBA or browser).
-pub async fn psc_login(config: &Config) -> Result<PscSession> {
-    let psc = config
+/// Logs in to Pro Santé Connect with the `[psc]` settings (CIBA or browser), as the
+/// professional `login_hint` names when given (a mailbox's own), else `[psc] login_hint`.
+pub async fn psc_login(config: &Config, login_hint: Option<&str>) -> Result<PscSession> {
+    let mut psc = config
         .psc
         .clone()
         .context("no [psc] section in the configuration")?;
+    if let Some(hint) = login_hint {
+        psc.login_hint = Some(hint.to_owned());
+    }
     if psc.flow == mss_psc::Flow::Ciba {
         eprintln!("mss: approve the Pro Santé Connect login on your device (e-CPS)…");
     }
@@ -167,7 +171,7 @@ impl Operator {
         let servers = discover(config, &policy, Some(bal), &bal.address).await?;
         let servers = BalServers::discovered(servers.servers()?);
         let psc = match bal.auth() {
-            BalAuth::Psc => Some(psc_login(config).await?),
+            BalAuth::Psc => Some(psc_login(config, bal.login_hint.as_deref()).await?),
             BalAuth::Certificate => None,
         };
         let tokens = psc.clone().map(|session| Arc::new(PscTokens(session)));

@@ -27,14 +27,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn login(config: &Path, args: LoginArgs) -> Result<()> {
     let config = Config::load(config)?;
+    let mut hint = None;
     if let Some(address) = &args.bal {
         let bal = config.bal(Some(address))?;
         if bal.auth() != BalAuth::Psc {
             bail!("{address} authenticates with its certificate: no login needed");
         }
+        hint = bal.login_hint.clone();
     }
     runtime()?.block_on(async {
-        let session = operator::psc_login(&config).await?;
+        let session = operator::psc_login(&config, hint.as_deref()).await?;
         print_json(&serde_json::json!({
             "logged_in": true,
             "subject": session.subject(),
