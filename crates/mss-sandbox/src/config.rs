@@ -64,7 +64,15 @@ pub(crate) fn mss_toml(info: &SandboxInfo, dir: &Path) -> String {
         domain = quoted(&info.domain),
         xml = quoted(&info.autoconfig),
     );
-    for bal in &info.bals {
+    // The second operator's mailboxes name their servers: autoconfiguration serves the
+    // first domain only.
+    let second = info.second_operator.bals.iter().map(|b| {
+        (
+            b,
+            Some((&info.second_operator.imap, &info.second_operator.smtp)),
+        )
+    });
+    for (bal, servers) in info.bals.iter().map(|b| (b, None)).chain(second) {
         out.push_str(&format!(
             "\n[[bal]]\naddress = {}\nkind = \"{}\"\n",
             quoted(&bal.address),
@@ -73,6 +81,13 @@ pub(crate) fn mss_toml(info: &SandboxInfo, dir: &Path) -> String {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default()
         ));
+        if let Some((imap, smtp)) = servers {
+            out.push_str(&format!(
+                "imap = {}\nsmtp = {}\n",
+                quoted(imap),
+                quoted(smtp)
+            ));
+        }
         if let Some(hint) = &bal.login_hint {
             out.push_str(&format!("login_hint = {}\n", quoted(hint)));
         }

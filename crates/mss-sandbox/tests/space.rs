@@ -144,7 +144,31 @@ async fn sandbox_json_describes_what_runs() {
             .join(app["client_cert"].as_str().unwrap())
             .exists()
     );
-    assert_eq!(config["bal"].as_array().unwrap().len(), bals.len());
+    // Every mailbox of both operators; the second operator's name their servers, and
+    // each PSC mailbox names the professional who logs in for it.
+    let second = info["second_operator"]["bals"].as_array().unwrap();
+    let configured = config["bal"].as_array().unwrap();
+    assert_eq!(configured.len(), bals.len() + second.len());
+    for bal in second {
+        let entry = configured
+            .iter()
+            .find(|b| b["address"].as_str() == bal["address"].as_str())
+            .unwrap();
+        assert_eq!(
+            entry["imap"].as_str(),
+            info["second_operator"]["imap"].as_str()
+        );
+        assert_eq!(entry["login_hint"].as_str(), bal["login_hint"].as_str());
+    }
+    for bal in configured
+        .iter()
+        .filter(|b| b["kind"].as_str() != Some("app"))
+    {
+        assert!(
+            bal["login_hint"].as_str().unwrap().starts_with("8997"),
+            "{bal}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -179,11 +203,24 @@ async fn a_second_start_reuses_the_pki_and_the_client_secret() {
     eprintln!("second start in {:?}", second.started_in);
 }
 
+/// The first of `n` consecutive free ports, below the ephemeral range (where other tests'
+/// free ports come from) so that a parallel test does not take one meanwhile.
+fn free_run(n: u16) -> u16 {
+    let mut base = 20_000 + (std::process::id() % 5_000) as u16 * 2;
+    loop {
+        let bound: Vec<_> = (0..n)
+            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if bound.len() == n as usize {
+            return base;
+        }
+        base += n;
+    }
+}
+
 #[tokio::test]
 async fn port_base_gives_fixed_ports_and_a_taken_port_is_a_clear_error() {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = probe.local_addr().unwrap().port();
-    drop(probe);
+    let base = free_run(10);
     let dir = tempfile::tempdir().unwrap();
     let mut options = SandboxOptions::new(dir.path());
     options.port_base = Some(base);

@@ -76,7 +76,8 @@ pub struct SandboxArgs {
     /// Directory of the sandbox: PKI, keys, sandbox.json and mss.toml (reused at each start).
     #[arg(long)]
     pub dir: PathBuf,
-    /// First of five consecutive ports (PSC, autoconfig, then IMAP, submission, IMAPS);
+    /// First of ten consecutive ports (PSC, autoconfig, IMAP, submission, IMAPS, relay, then
+    /// the second operator's IMAP, submission, IMAPS, relay);
     /// free ports when absent.
     #[arg(long)]
     pub port_base: Option<u16>,

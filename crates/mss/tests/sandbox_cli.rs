@@ -337,3 +337,109 @@ fn mss_logs_in_through_the_french_login_page_with_pkce() {
     assert_eq!(login["subject"], "899700000002");
     assert_eq!(login["email"], "karim.benali@sandbox.mssante.fr");
 }
+
+/// `mss conformance` with mss as the client: every check passes, each names its
+/// requirements and shows the recorded lines that prove it.
+#[test]
+fn conformance_passes_every_check_with_mss_as_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let begun = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .args(["conformance", "--json", "--sandbox"])
+        .arg(dir.path())
+        .env_remove("MSS_CONFIG")
+        .output()
+        .unwrap();
+    let results: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.status.success(), "{results:#}");
+    let results = results.as_array().unwrap();
+    assert!(results.len() >= 15, "{results:#?}");
+    for r in results {
+        assert_eq!(r["status"], "passed", "{r:#}");
+        assert!(!r["requirements"].as_array().unwrap().is_empty(), "{r:#}");
+        assert!(!r["evidence"].as_array().unwrap().is_empty(), "{r:#}");
+    }
+    eprintln!("conformance run in {:?}", begun.elapsed());
+}
+
+/// With another software as the client, a step nobody acts on is reported as not seen,
+/// and the run fails.
+#[test]
+fn conformance_with_an_idle_client_fails_and_says_what_was_not_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .args([
+            "conformance",
+            "--client",
+            "other",
+            "--wait",
+            "1",
+            "--step",
+            "application-mailbox",
+            "--sandbox",
+        ])
+        .arg(dir.path())
+        .env_remove("MSS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("NON VU") && stdout.contains("external-app"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("BAL applicative"),
+        "the instruction is shown: {stderr}"
+    );
+    assert!(stderr.contains("did not pass"), "{stderr}");
+}
+
+/// mss against the sandbox's own operators, nothing else: a document sent from the first
+/// operator to a mailbox of the second crosses the SMTP hop, and `mss sync` reads it
+/// there with the configuration the sandbox wrote (explicit servers for the second domain).
+#[test]
+fn mss_sends_across_the_two_operators_and_reads_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let _sandbox = start(dir.path());
+    let config = dir.path().join("mss.toml");
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("sandbox.json")).unwrap()).unwrap();
+    let to = info["second_operator"]["bals"][0]["address"]
+        .as_str()
+        .unwrap();
+    let cda = info["documents"][0].as_str().unwrap();
+    let sent = run(
+        &config,
+        &[
+            "send",
+            "--bal",
+            "jeanne.martin@sandbox.mssante.fr",
+            "--to",
+            to,
+            "--cda",
+            cda,
+            "--json",
+        ],
+    );
+    let receipt = json(&sent);
+    let message_id = receipt["message_id"]
+        .as_str()
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .to_owned();
+    let read = json(&run(
+        &config,
+        &["sync", "--bal", to, "--once", "--json", "--all"],
+    ));
+    let text = read.to_string();
+    assert!(text.contains("XDM/1.0/DDM+"), "{text}");
+    assert!(text.contains(&message_id), "{message_id} in {text}");
+}
