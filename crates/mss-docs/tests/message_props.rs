@@ -53,3 +53,12 @@ proptest! {
         }
     }
 }
+
+/// A message found by fuzzing the engine that trips a debug assertion inside mail-parser
+/// 0.11 (release builds have none): debug and test builds must answer like release ones,
+/// which the workspace's `[profile.dev.package.mail-parser]` ensures.
+#[test]
+fn the_fuzz_found_mail_parser_assertion_gets_an_answer_not_a_panic() {
+    let raw = include_bytes!("fixtures/hostile/mail-parser-debug-assert.eml");
+    let _ = parse_incoming(raw);
+}
