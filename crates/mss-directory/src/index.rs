@@ -4,7 +4,8 @@
 //! Every folded word is indexed once, whole. A prefix typed in a query is
 //! answered from the term dictionary: the few words starting with it, or
 //! all of them at once as a bitset when there are many. Indexing prefixes
-//! as tokens tripled the tokens of the import for no gain at search time.
+//! as tokens more than doubled the tokens of the import for no gain at
+//! search time.
 //! Identifiers, postcodes, départements and codes are exact tags in a
 //! second field.
 
