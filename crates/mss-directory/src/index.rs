@@ -4,7 +4,8 @@
 //! Every folded word is indexed once, whole. A prefix typed in a query is
 //! answered from the term dictionary: the few words starting with it, or
 //! all of them at once as a bitset when there are many. Indexing prefixes
-//! as tokens tripled the tokens of the import for no gain at search time.
+//! as tokens more than doubled the tokens of the import for no gain at
+//! search time.
 //! Identifiers, postcodes, départements and codes are exact tags in a
 //! second field.
 
@@ -17,16 +18,17 @@ use std::collections::HashMap;
 use std::path::Path;
 use tantivy::collector::TopDocs;
 use tantivy::query::{
-    BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, EnableScoring, Occur,
-    PhrasePrefixQuery, Query as TQuery, Scorer, TermQuery,
+    BitSetDocSet, BooleanQuery, ConstScoreQuery, ConstScorer, DisjunctionMaxQuery, EmptyQuery,
+    EnableScoring, Explanation, Occur, PhrasePrefixQuery, Query as TQuery, Scorer, TermQuery,
+    Weight,
 };
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
 use tantivy::tokenizer::WhitespaceTokenizer;
 use tantivy::{
-    DocAddress, DocSet, Index, IndexReader, ReloadPolicy, Score, Searcher, TERMINATED,
-    TantivyDocument, Term,
+    BitSet, DocAddress, DocId, DocSet, Index, IndexReader, ReloadPolicy, Score, Searcher,
+    SegmentReader, TERMINATED, TantivyDocument, Term,
 };
 
 const WS: &str = "mss_ws";
@@ -143,7 +145,41 @@ pub fn document(f: &Fields, e: &Entry, scratch: &mut String) -> TantivyDocument 
 /// of its alternatives (`all`), or any word may (`!all`, the fallback).
 pub fn to_tantivy(f: &Fields, searcher: &Searcher, q: &Query, all: bool) -> Box<dyn TQuery> {
     let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = Vec::new();
+    let several = all
+        && q.words
+            .iter()
+            .filter(|w| w.required && !w.alts.is_empty())
+            .count()
+            > 1;
     for w in &q.words {
+        // Alternatives of one weight (tags, whole words) intersected with
+        // other words: one bitset (see `AnyOf`). Alone, the union is
+        // cheaper: it stops after MAX_MATCHES documents, the bitset reads all.
+        if several && w.alts.len() > 1 && w.alts.iter().all(|a| !matches!(a, Alt::Prefix(_))) {
+            let terms = w
+                .alts
+                .iter()
+                .map(|a| match a {
+                    Alt::Tag(t) => Term::from_field_text(f.tag, t),
+                    Alt::Exact(x) | Alt::Prefix(x) => Term::from_field_text(f.word, x),
+                })
+                .collect();
+            let word: Box<dyn TQuery> = Box::new(AnyOf { terms, score: 2.0 });
+            let word: Box<dyn TQuery> = if w.bonus.is_empty() {
+                word
+            } else {
+                let mut parts = vec![(Occur::Must, word)];
+                parts.extend(w.bonus.iter().map(|b| (Occur::Should, bonus_query(f, b))));
+                Box::new(BooleanQuery::new(parts))
+            };
+            let occur = if all && w.required {
+                Occur::Must
+            } else {
+                Occur::Should
+            };
+            clauses.push((occur, word));
+            continue;
+        }
         let mut alts: Vec<Box<dyn TQuery>> =
             w.alts.iter().map(|a| alt_query(f, searcher, a)).collect();
         let word: Box<dyn TQuery> = match alts.len() {
@@ -178,6 +214,63 @@ pub fn to_tantivy(f: &Fields, searcher: &Searcher, q: &Query, all: bool) -> Box<
         Box::new(ConstScoreQuery::new(Box::new(bal), 0.3)),
     ));
     Box::new(BooleanQuery::new(clauses))
+}
+
+/// Documents holding any of `terms`, read into one bitset per segment:
+/// a union scorer re-reads a window of every alternative at each far seek,
+/// which is what made « général lemaire » slow (family tag ∪ word).
+#[derive(Clone, Debug)]
+struct AnyOf {
+    terms: Vec<Term>,
+    score: Score,
+}
+
+impl TQuery for AnyOf {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let plain = EnableScoring::disabled_from_schema(scoring.schema());
+        let alts = self
+            .terms
+            .iter()
+            .map(|t| TermQuery::new(t.clone(), IndexRecordOption::Basic).weight(plain))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        Ok(Box::new(AnyOfWeight {
+            alts,
+            score: self.score,
+        }))
+    }
+}
+
+struct AnyOfWeight {
+    alts: Vec<Box<dyn Weight>>,
+    score: Score,
+}
+
+impl Weight for AnyOfWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let mut bits = BitSet::with_max_value(reader.max_doc());
+        for w in &self.alts {
+            w.for_each_no_score(reader, &mut |docs| {
+                for &d in docs {
+                    bits.insert(d);
+                }
+            })?;
+        }
+        Ok(Box::new(ConstScorer::new(
+            BitSetDocSet::from(bits),
+            self.score * boost,
+        )))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let mut s = self.scorer(reader, 1.0)?;
+        if s.seek(doc) == doc {
+            Ok(Explanation::new("any of", self.score))
+        } else {
+            Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document {doc} does not match"
+            )))
+        }
+    }
 }
 
 fn alt_query(f: &Fields, searcher: &Searcher, a: &Alt) -> Box<dyn TQuery> {

@@ -179,11 +179,12 @@ impl Query {
 pub const NATIONAL_ID_TYPES: &[&str] = &["8", "0"];
 
 /// The `id:` tags an identifier may be indexed under: itself, and for an
-/// RPPS (11 digits) or ADELI (9 digits) number, the national id.
+/// RPPS (11 characters) or ADELI (9, `2A`/`2B` in Corsica) number, the
+/// national id.
 pub fn id_tags(id: &str) -> Vec<String> {
     let id = id.trim().to_lowercase();
     let mut tags = vec![format!("id:{id}")];
-    if id.bytes().all(|b| b.is_ascii_digit()) {
+    if id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         match id.len() {
             11 => tags.push(format!("id:8{id}")),
             9 => tags.push(format!("id:0{id}")),
@@ -329,7 +330,8 @@ fn classify(w: &str) -> Word {
         && bytes[0].is_ascii_alphanumeric()
         && bytes[1..].iter().filter(|b| b.is_ascii_digit()).count() >= 2
     {
-        let mut alts = vec![Alt::Tag(format!("id:{w}")), Alt::Tag(format!("code:{w}"))];
+        let mut alts = id_alts(w);
+        alts.push(Alt::Tag(format!("code:{w}")));
         alts.push(Alt::Prefix(cap(w).to_owned()));
         return word(Role::Identifiant, alts);
     }
@@ -459,6 +461,7 @@ mod tests {
         );
         assert_eq!(id_tags("031234567"), ["id:031234567", "id:0031234567"]);
         assert_eq!(id_tags("F250000700"), ["id:f250000700"]);
+        assert_eq!(id_tags("2A6060787"), ["id:2a6060787", "id:02a6060787"]);
     }
 
     #[test]
