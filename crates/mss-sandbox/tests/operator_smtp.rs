@@ -50,7 +50,9 @@ async fn xoauth2_submission_lands_in_the_recipients_inbox_byte_for_byte() {
     let inbox = env.inbox(ctx, KARIM);
     assert_eq!(inbox.len(), 1);
     let stored = &inbox[0];
-    assert!(stored.starts_with(b"Received: from client.test ([127.0.0.1])"));
+    let return_path =
+        format!("Return-Path: <{JEANNE}>\r\nReceived: from client.test ([127.0.0.1])");
+    assert!(stored.starts_with(return_path.as_bytes()));
     assert!(stored.ends_with(&bytes), "the message is stored as sent");
     assert!(header(stored, "Received")[0].contains("with ESMTPSA"));
     // The client files its own copy in Sent (API LPS): the operator does not.

@@ -109,6 +109,13 @@ pub static CHECKS: &[Check] = &[
         title_en: "X-MSS-MES: FIN to a patient to end the exchange",
         judge: x_mss_mes,
     },
+    Check {
+        id: "mdn-requested",
+        requirements: &["ECO.3.1.6", "SC.MSS/UX.11"],
+        title: "Accusé (MDN) retourné quand le message reçu le demande",
+        title_en: "An MDN is returned when the received message asks for one",
+        judge: mdn_requested,
+    },
 ];
 
 const ALLOWED_SUITES: &[&str] = &[
@@ -572,6 +579,64 @@ fn x_mss_mes(o: &Observation) -> Verdict {
     )
 }
 
+/// The address inside `<…>`, or the whole value, lower case.
+fn bare_address(value: &str) -> String {
+    let inner = match (value.find('<'), value.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &value[a + 1..b],
+        _ => value,
+    };
+    inner.trim().to_ascii_lowercase()
+}
+
+fn is_mdn(m: &Submitted) -> bool {
+    m.header("Content-Type").iter().any(|ct| {
+        let ct = ct.to_ascii_lowercase();
+        ct.starts_with("multipart/report") && ct.contains("disposition-notification")
+    })
+}
+
+fn mdn_requested(o: &Observation) -> Verdict {
+    let mut seen = Vec::new();
+    let mut bad = Vec::new();
+    for (index, request) in o.messages.iter().enumerate() {
+        let Some(notify) = request
+            .header("Disposition-Notification-To")
+            .first()
+            .copied()
+        else {
+            continue;
+        };
+        if is_mdn(request) {
+            continue;
+        }
+        let notify = bare_address(notify);
+        let id = request
+            .header("Message-ID")
+            .first()
+            .map(|v| v.trim().trim_matches(['<', '>']).to_owned())
+            .unwrap_or_default();
+        let answered = o.messages[index + 1..].iter().find(|m| {
+            is_mdn(m)
+                && m.recipients.iter().any(|r| r.eq_ignore_ascii_case(&notify))
+                && !id.is_empty()
+                && String::from_utf8_lossy(&m.raw).contains(&id)
+        });
+        match answered {
+            Some(mdn) => {
+                seen.push(message_line(request));
+                seen.push(message_line(mdn));
+            }
+            None => bad.push(message_line(request)),
+        }
+    }
+    all_good(
+        seen,
+        bad,
+        "a message asked for an MDN and none referring to it was sent to the address it named",
+        "no message asking for an MDN (Disposition-Notification-To) was exchanged",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -778,6 +843,42 @@ mod tests {
             messages: rec.messages_since(0),
         };
         assert!(failed("x-mss-mes", &o));
+    }
+
+    #[test]
+    fn an_mdn_request_needs_an_mdn_naming_the_message() {
+        let rec = Recorder::new(None);
+        let request = b"From: j@sandbox.mssante.fr\r\nMessage-ID: <req-1@x>\r\nDisposition-Notification-To: Dr J <j@sandbox.mssante.fr>\r\nX-MSS-NIL: N\r\n\r\nx".to_vec();
+        let record = |raw: &[u8], from: &str, to: &str| {
+            rec.record_message("smtp", 1, from, &[to.into()], header_fields(raw), raw)
+        };
+        record(&request, "j@sandbox.mssante.fr", "k@sandbox.mssante.fr");
+        let o = Observation {
+            events: rec.since(0),
+            messages: rec.messages_since(0),
+        };
+        assert!(failed("mdn-requested", &o), "no MDN yet");
+        let mdn = b"From: k@sandbox.mssante.fr\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary=b\r\n\r\n--b\r\nContent-Type: message/disposition-notification\r\n\r\nOriginal-Message-ID: <req-1@x>\r\nDisposition: automatic-action/MDN-sent-automatically; processed\r\n--b--\r\n".to_vec();
+        record(
+            &mdn,
+            "k@sandbox.mssante.fr",
+            "someone.else@sandbox.mssante.fr",
+        );
+        let o = Observation {
+            events: rec.since(0),
+            messages: rec.messages_since(0),
+        };
+        assert!(failed("mdn-requested", &o), "sent to the wrong address");
+        record(&mdn, "k@sandbox.mssante.fr", "j@sandbox.mssante.fr");
+        let o = Observation {
+            events: rec.since(0),
+            messages: rec.messages_since(0),
+        };
+        assert!(
+            passed("mdn-requested", &o),
+            "{:?}",
+            verdict("mdn-requested", &o)
+        );
     }
 
     fn auth(rec: &Recorder, session: u64, token: &str, ok: bool) {

@@ -143,6 +143,16 @@ pub fn host(ctx: &OperatorContext) -> String {
     format!("smtp.{}", ctx.domain)
 }
 
+/// `Return-Path:` with the envelope sender (`<>` for a bounce).
+fn return_path(from: &str) -> Vec<u8> {
+    let from: String = from
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>'))
+        .take(320)
+        .collect();
+    format!("Return-Path: <{from}>\r\n").into_bytes()
+}
+
 fn received(ctx: &OperatorContext, arrival: &Arrival, id: &str, rcpt: Option<&str>) -> Vec<u8> {
     let clean = |s: &str| -> String {
         s.chars()
@@ -211,7 +221,14 @@ pub async fn deliver(
                 let patient = ctx
                     .account(address)
                     .is_some_and(|a| a.kind == AccountKind::Patient);
-                let bytes = with_prefix(&received(ctx, arrival, &id, Some(address)), data);
+                // Final delivery: Return-Path carries the envelope sender (RFC 5321
+                // §4.4), which receivers compare with Disposition-Notification-To.
+                let trace = [
+                    return_path(&envelope.from),
+                    received(ctx, arrival, &id, Some(address)),
+                ]
+                .concat();
+                let bytes = with_prefix(&trace, data);
                 if patient && bytes.len() > MAX_PATIENT_MESSAGE {
                     failures.push(failure(
                         rcpt,
@@ -371,7 +388,8 @@ async fn bounce_to_sender(
     let id = queue_id();
     match route(ctx, &envelope.from) {
         Route::Local(address) => {
-            let bytes = with_prefix(&received(ctx, &daemon, &id, Some(&address)), &report);
+            let trace = [return_path(""), received(ctx, &daemon, &id, Some(&address))].concat();
+            let bytes = with_prefix(&trace, &report);
             let _ = ctx
                 .store
                 .append(&address, INBOX, &[], super::now_secs() as i64, &bytes);
