@@ -617,13 +617,23 @@ impl Shell {
                 .await?;
             }
             Action::Trace { event, detail } => {
+                // The engine's details name the document by index and the patient by
+                // id: the entry carries them as references, so `trace list --document`
+                // and `--patient` find every decision about them.
+                let document = field(detail, "doc")
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .and_then(|i| processed.package.as_ref()?.documents.get(i))
+                    .and_then(|d| d.cda.as_ref())
+                    .map(|h| show(&h.id));
+                let patient = field(detail, "patient");
+                let outcome = field(detail, "code").unwrap_or("ok");
                 self.trace(
                     run,
                     event_action(*event),
-                    None,
-                    None,
+                    patient,
+                    document.as_deref(),
                     Some(detail.as_str()),
-                    "ok",
+                    outcome,
                 )
                 .await?;
             }
@@ -1080,6 +1090,82 @@ impl Shell {
         Ok(outcome)
     }
 
+    /// A person agrees to send the acknowledgement the engine offered for the message of
+    /// `item` (an MDN whose address differs from the Return-Path, or a failure notice):
+    /// it is queued in the outbox. Refused when one was already queued for the message.
+    pub async fn acknowledge(
+        &self,
+        item: i64,
+        author: &str,
+        now: OffsetDateTime,
+    ) -> Result<i64, ShellError> {
+        let (work, (stored, mailbox_addr, mailbox_id)) = self.user_item(item).await?;
+        if stored.key.folder == IMPORT_FOLDER {
+            return Err(ShellError::WrongState {
+                item,
+                state: state_name(work.state),
+                what: "an imported file has no sender to answer",
+            });
+        }
+        let run = Run {
+            message: stored.id,
+            mailbox_id,
+            mailbox: &mailbox_addr,
+            message_id: stored.message_id.clone(),
+            raw: &stored.raw,
+            now,
+            author,
+        };
+        let reference = stored
+            .message_id
+            .clone()
+            .unwrap_or_else(|| format!("store:{}", stored.id));
+        let earlier = self
+            .store
+            .list_traces(&mss_store::TraceFilter {
+                mailbox: Some(mailbox_addr.clone()),
+                since: Some(stored.received),
+                ..Default::default()
+            })
+            .await?;
+        if earlier
+            .iter()
+            .any(|t| t.action == "ack.queued" && t.message.as_deref() == Some(reference.as_str()))
+        {
+            return Err(ShellError::WrongState {
+                item,
+                state: state_name(work.state),
+                what: "an acknowledgement was already queued for this message",
+            });
+        }
+        let processed = self.decide(input_of(&stored)).await?;
+        let received = processed
+            .received
+            .as_ref()
+            .ok_or(ShellError::Unreadable(stored.id))?;
+        let to = match &processed.ack {
+            AckPlan::Mdn { to, .. } | AckPlan::FailureNotice { to, .. } => to.clone(),
+            AckPlan::None(_) => {
+                return Err(ShellError::WrongState {
+                    item,
+                    state: state_name(work.state),
+                    what: "nothing to acknowledge for this message (no MDN asked, or a decision is pending)",
+                });
+            }
+        };
+        let id = self.queue_ack(&run, &processed.ack, received, &to).await?;
+        self.trace(
+            &run,
+            "ack.approved",
+            None,
+            None,
+            Some(format!("item={item} to={to}").as_str()),
+            "ok",
+        )
+        .await?;
+        Ok(id)
+    }
+
     /// A person deletes a filed document (kept in the history).
     pub async fn delete_document(
         &self,
@@ -1246,6 +1332,14 @@ fn event_action(event: TraceEvent) -> &'static str {
     }
 }
 
+/// The value of `name=value` in an engine trace detail (space-separated pairs).
+fn field<'a>(detail: &'a str, name: &str) -> Option<&'a str> {
+    detail
+        .split(' ')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .filter(|v| !v.is_empty())
+}
+
 /// `root^extension` back to an id (the form [`show`] writes).
 pub fn parse_id(text: &str) -> InstanceId {
     match text.split_once('^') {
@@ -1307,6 +1401,16 @@ mod tests {
             None
         );
         assert_eq!(scan_message_id(&[0xff; 10]), None);
+    }
+
+    #[test]
+    fn trace_details_give_their_references() {
+        let detail = "doc=0 id=1.2^X patient=12 code=904";
+        assert_eq!(field(detail, "doc"), Some("0"));
+        assert_eq!(field(detail, "patient"), Some("12"));
+        assert_eq!(field(detail, "code"), Some("904"));
+        assert_eq!(field(detail, "candidates"), None);
+        assert_eq!(field("documents=3", "doc"), None);
     }
 
     #[test]

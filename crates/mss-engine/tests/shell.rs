@@ -140,6 +140,17 @@ async fn a_qualified_exact_match_is_filed_notified_traced_and_acknowledged() {
     ] {
         assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
     }
+    // The decision is found by the document and by the patient.
+    let by_doc = b
+        .store()
+        .list_traces(&mss_store::TraceFilter {
+            document: Some("s.1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(by_doc.iter().any(|t| t.action == "document.integrated"
+        && t.patient.as_deref() == Some(patient.to_string().as_str())));
     // No content in the traces: the body text never appears.
     let all = format!(
         "{:?}",

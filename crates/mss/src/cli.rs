@@ -55,6 +55,8 @@ pub enum Command {
     Attach(AttachArgs),
     /// Confirm or refuse a deletion asked by a sender, or delete a filed document.
     DeleteDocument(DeleteDocumentArgs),
+    /// Send the acknowledgement (MDN or failure notice) offered for a message: a person agrees.
+    Acknowledge(AcknowledgeArgs),
     /// File an IHE XDM zip received otherwise than by mail (same path as a message).
     ImportXdm(ImportXdmArgs),
     /// The tamper-evident trace journal.
@@ -177,6 +179,14 @@ pub struct DeleteDocumentArgs {
     /// Delete this filed document yourself (its set id, as `mss documents` shows it).
     #[arg(long)]
     pub document: Option<String>,
+    #[command(flatten)]
+    pub author: AuthorArg,
+}
+
+#[derive(Debug, Args)]
+pub struct AcknowledgeArgs {
+    /// A worklist item of the message (see `mss inbox`).
+    pub item: i64,
     #[command(flatten)]
     pub author: AuthorArg,
 }

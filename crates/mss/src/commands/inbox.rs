@@ -2,7 +2,9 @@
 //! `delete-document`, `import-xdm`. All of them go through the engine's shell.
 
 use super::print_json;
-use crate::cli::{AttachArgs, DeleteDocumentArgs, DocumentsArgs, ImportXdmArgs, InboxArgs};
+use crate::cli::{
+    AcknowledgeArgs, AttachArgs, DeleteDocumentArgs, DocumentsArgs, ImportXdmArgs, InboxArgs,
+};
 use crate::config::Config;
 use crate::input;
 use anyhow::{Context, Result, bail};
@@ -553,6 +555,22 @@ pub fn import_xdm(config: &Path, args: ImportXdmArgs) -> Result<()> {
                 d.code.map(|c| format!(" {c}")).unwrap_or_default()
             );
         }
+        Ok(())
+    })
+}
+
+pub fn acknowledge(config: &Path, args: AcknowledgeArgs) -> Result<()> {
+    let config = Config::load(config)?;
+    runtime()?.block_on(async {
+        let shell = open_shell(&config).await?;
+        let queued = shell
+            .acknowledge(args.item, &args.author.author, now_local())
+            .await?;
+        shell.store().close().await;
+        println!(
+            "item {}: acknowledgement queued ({queued}); `mss run --once` sends it",
+            args.item
+        );
         Ok(())
     })
 }

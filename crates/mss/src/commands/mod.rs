@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Attach(args) => inbox::attach(&cli.config, args),
         Command::DeleteDocument(args) => inbox::delete_document(&cli.config, args),
         Command::ImportXdm(args) => inbox::import_xdm(&cli.config, args),
+        Command::Acknowledge(args) => inbox::acknowledge(&cli.config, args),
         Command::Trace(command) => trace::run(&cli.config, command),
     }
 }
