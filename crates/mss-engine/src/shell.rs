@@ -120,6 +120,9 @@ struct Run<'a> {
     mailbox: &'a str,
     message_id: Option<String>,
     raw: &'a [u8],
+    /// When the message was first stored: acknowledgements queued since are looked up
+    /// from there.
+    stored_at: OffsetDateTime,
     now: OffsetDateTime,
     author: &'a str,
 }
@@ -154,10 +157,12 @@ impl Shell {
             .store
             .insert_message(&key, message_id.as_deref(), incoming.raw, now)
             .await?;
+        let stored_at = self.stored_at(inserted, now).await?;
         let run = Run {
             message: inserted.id(),
             mailbox_id: mailbox.id,
             mailbox: incoming.mailbox.as_str(),
+            stored_at,
             message_id: message_id
                 .as_deref()
                 .and_then(mss_store::normalize_message_id),
@@ -212,10 +217,12 @@ impl Shell {
             .store
             .insert_message(&key, Some(message_id.as_str()), zip, now)
             .await?;
+        let stored_at = self.stored_at(inserted, now).await?;
         let run = Run {
             message: inserted.id(),
             mailbox_id: mailbox.id,
             mailbox: IMPORT_MAILBOX,
+            stored_at,
             message_id: Some(message_id),
             raw: zip,
             now,
@@ -595,8 +602,9 @@ impl Shell {
                         .await?;
                     }
                     AckPlan::Mdn { to, .. } | AckPlan::FailureNotice { to, .. } => {
-                        let id = self.queue_ack(run, plan, received, to).await?;
-                        outcome.outbox.push(id);
+                        if let Some(id) = self.queue_ack(run, plan, received, to).await? {
+                            outcome.outbox.push(id);
+                        }
                     }
                 }
             }
@@ -648,7 +656,12 @@ impl Shell {
         plan: &AckPlan,
         received: &crate::classify::Received,
         to: &str,
-    ) -> Result<i64, ShellError> {
+    ) -> Result<Option<i64>, ShellError> {
+        if self.ack_queued(run).await? {
+            self.trace(run, "ack.already_queued", None, None, None, "ok")
+                .await?;
+            return Ok(None);
+        }
         let domain = run.mailbox.rsplit('@').next().unwrap_or("mss.local");
         let sha = mss_store::sha256_hex(run.raw);
         let message_id = format!("ack.{}.{}@{domain}", run.message, &sha[..16]);
@@ -680,7 +693,43 @@ impl Shell {
             "ok",
         )
         .await?;
-        Ok(id)
+        Ok(Some(id))
+    }
+
+    /// Whether an acknowledgement of this message was queued already (a decision taken
+    /// again after a crash, or a person approving twice): one answer per message.
+    async fn ack_queued(&self, run: &Run<'_>) -> Result<bool, ShellError> {
+        let reference = run
+            .message_id
+            .clone()
+            .unwrap_or_else(|| format!("store:{}", run.message));
+        let earlier = self
+            .store
+            .list_traces(&mss_store::TraceFilter {
+                mailbox: Some(run.mailbox.to_owned()),
+                since: Some(run.stored_at),
+                ..Default::default()
+            })
+            .await?;
+        Ok(earlier
+            .iter()
+            .any(|t| t.action == "ack.queued" && t.message.as_deref() == Some(reference.as_str())))
+    }
+
+    /// When a message was first stored: now if this call stored it, else as recorded.
+    async fn stored_at(
+        &self,
+        inserted: InsertOutcome,
+        now: OffsetDateTime,
+    ) -> Result<OffsetDateTime, ShellError> {
+        if inserted.is_new() {
+            return Ok(now);
+        }
+        Ok(self
+            .store
+            .message(inserted.id())
+            .await?
+            .map_or(now, |m| m.received))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -857,6 +906,7 @@ impl Shell {
             mailbox: &mailbox_addr,
             message_id: stored.message_id.clone(),
             raw: &stored.raw,
+            stored_at: stored.received,
             now,
             author,
         };
@@ -997,6 +1047,7 @@ impl Shell {
             mailbox: &mailbox_addr,
             message_id: stored.message_id.clone(),
             raw: &stored.raw,
+            stored_at: stored.received,
             now,
             author,
         };
@@ -1080,8 +1131,9 @@ impl Shell {
                     automatic: true,
                     ..
                 } => {
-                    let id = self.queue_ack(&run, &plan, received, to).await?;
-                    outcome.outbox.push(id);
+                    if let Some(id) = self.queue_ack(&run, &plan, received, to).await? {
+                        outcome.outbox.push(id);
+                    }
                 }
                 AckPlan::None(_) => {}
                 _ => outcome.offered = Some(plan),
@@ -1113,31 +1165,10 @@ impl Shell {
             mailbox: &mailbox_addr,
             message_id: stored.message_id.clone(),
             raw: &stored.raw,
+            stored_at: stored.received,
             now,
             author,
         };
-        let reference = stored
-            .message_id
-            .clone()
-            .unwrap_or_else(|| format!("store:{}", stored.id));
-        let earlier = self
-            .store
-            .list_traces(&mss_store::TraceFilter {
-                mailbox: Some(mailbox_addr.clone()),
-                since: Some(stored.received),
-                ..Default::default()
-            })
-            .await?;
-        if earlier
-            .iter()
-            .any(|t| t.action == "ack.queued" && t.message.as_deref() == Some(reference.as_str()))
-        {
-            return Err(ShellError::WrongState {
-                item,
-                state: state_name(work.state),
-                what: "an acknowledgement was already queued for this message",
-            });
-        }
         let processed = self.decide(input_of(&stored)).await?;
         let received = processed
             .received
@@ -1153,7 +1184,13 @@ impl Shell {
                 });
             }
         };
-        let id = self.queue_ack(&run, &processed.ack, received, &to).await?;
+        let Some(id) = self.queue_ack(&run, &processed.ack, received, &to).await? else {
+            return Err(ShellError::WrongState {
+                item,
+                state: state_name(work.state),
+                what: "an acknowledgement was already queued for this message",
+            });
+        };
         self.trace(
             &run,
             "ack.approved",

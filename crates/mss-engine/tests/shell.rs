@@ -525,3 +525,35 @@ async fn automatic_deletion_when_configured() {
         .unwrap();
     assert_eq!(latest.state, VersionState::Deleted);
 }
+
+#[tokio::test]
+async fn a_crash_after_the_answer_was_queued_does_not_answer_twice() {
+    let b = bench().await;
+    b.patient(IdentityStatus::Qual).await;
+    let raw = message(
+        "late@hopital.mssante.fr",
+        &[Doc::new("l.1").xml()],
+        None,
+        true,
+    );
+    let first = b.receive(1, &raw).await;
+    assert_eq!(first.outbox.len(), 1);
+    // The process died before the message was marked decided.
+    let item = b
+        .store()
+        .work_item_for(first.message, "", now())
+        .await
+        .unwrap();
+    b.store()
+        .set_work_state(item, WorkState::Received, None, None, None, now())
+        .await
+        .unwrap();
+    let again = b.receive(1, &raw).await;
+    assert!(!again.already_decided, "decided again");
+    assert!(again.outbox.is_empty(), "{again:?}");
+    assert_eq!(b.outbox().await, 1);
+    assert_eq!(
+        b.store().history("1.2.250.1.999.7.9").await.unwrap().len(),
+        1
+    );
+}
