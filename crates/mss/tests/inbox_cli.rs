@@ -349,22 +349,58 @@ fn ans_examples_are_never_filed_for_an_unknown_patient() {
     }
 }
 
-/// `mss run --once` against the sandbox's operator: a professional sends a document with
-/// `mss send`, the application mailbox runs, files it for the qualified patient, and the
-/// exchanges with the operator are in the trace journal.
-#[test]
-fn run_once_files_a_message_delivered_by_the_sandbox() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Child, Stdio};
-    use std::time::{Duration, Instant};
+/// The running `mss sandbox`, killed on drop.
+struct Sandbox(std::process::Child);
 
-    struct Sandbox(Child);
-    impl Drop for Sandbox {
-        fn drop(&mut self) {
-            self.0.kill().ok();
-            self.0.wait().ok();
-        }
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
     }
+}
+
+/// A started sandbox, and a recipient configuration with only its application mailbox,
+/// whose store already knows the patient of `n3_default_ns.xml` (QUAL).
+struct World {
+    _sandbox: Sandbox,
+    dir: tempfile::TempDir,
+    recipient: Env,
+    app: String,
+    sender: String,
+}
+
+impl World {
+    /// `mss send` from the personal mailbox to the application mailbox, MDN asked.
+    fn send(&self) {
+        let sent = Command::new(env!("CARGO_BIN_EXE_mss"))
+            .arg("--config")
+            .arg(self.dir.path().join("mss.toml"))
+            .args([
+                "send",
+                "--bal",
+                &self.sender,
+                "--to",
+                &self.app,
+                "--request-mdn",
+                "--json",
+            ])
+            .args(["--body", "Compte rendu ci-joint.", "--cda"])
+            .arg(fixture("n3_default_ns.xml"))
+            .env_remove("MSS_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            sent.status.success(),
+            "send: {}",
+            String::from_utf8_lossy(&sent.stderr)
+        );
+    }
+}
+
+fn world() -> World {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mss"))
         .args(["sandbox", "--dir"])
@@ -376,7 +412,7 @@ fn run_once_files_a_message_delivered_by_the_sandbox() {
         .spawn()
         .expect("mss sandbox starts");
     let stdout = child.stdout.take().unwrap();
-    let _sandbox = Sandbox(child);
+    let sandbox = Sandbox(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -425,31 +461,25 @@ fn run_once_files_a_message_delivered_by_the_sandbox() {
     std::fs::write(&recipient.config, format!("{head}\n[[bal]]{block}")).unwrap();
     let cda = fixture("n3_default_ns.xml");
     recipient.add_patient_of(&cda, "QUAL");
+    World {
+        _sandbox: sandbox,
+        dir,
+        recipient,
+        app: app_address.to_owned(),
+        sender: sender_address.to_owned(),
+    }
+}
 
-    let sandbox_config = dir.path().join("mss.toml");
-    let sent = Command::new(env!("CARGO_BIN_EXE_mss"))
-        .arg("--config")
-        .arg(&sandbox_config)
-        .args([
-            "send",
-            "--bal",
-            sender_address,
-            "--to",
-            app_address,
-            "--request-mdn",
-            "--json",
-        ])
-        .args(["--body", "Compte rendu ci-joint.", "--cda"])
-        .arg(&cda)
-        .env_remove("MSS_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        sent.status.success(),
-        "send: {}",
-        String::from_utf8_lossy(&sent.stderr)
-    );
-
+/// `mss run --once` against the sandbox's operator: a professional sends a document with
+/// `mss send`, the application mailbox runs, files it for the qualified patient, and the
+/// exchanges with the operator are in the trace journal.
+#[test]
+fn run_once_files_a_message_delivered_by_the_sandbox() {
+    use std::time::{Duration, Instant};
+    let w = world();
+    let recipient = &w.recipient;
+    let app_address = w.app.as_str();
+    w.send();
     // Delivery is asynchronous: run until the message is there (bounded).
     let deadline = Instant::now() + Duration::from_secs(60);
     let lines = loop {
@@ -524,4 +554,48 @@ fn run_once_files_a_message_delivered_by_the_sandbox() {
     }
     let verify = recipient.json(&["trace", "verify", "--json"]);
     assert!(verify["broken"].is_null());
+}
+
+/// `mss run` without `--once` stays and follows the mailbox: a message sent while it runs
+/// is filed as it arrives (IDLE), one JSON line each.
+#[test]
+fn run_follows_the_mailbox_and_files_what_arrives() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+    let w = world();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mss"))
+        .arg("--config")
+        .arg(&w.recipient.config)
+        .args(["run", "--json"])
+        .env_remove("MSS_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let running = Sandbox(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Let the catch-up pass end and the IDLE start, then send.
+    std::thread::sleep(Duration::from_secs(2));
+    w.send();
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the message is filed while mss run follows");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["state"], "integrated", "{v}");
+    assert_eq!(v["mailbox"], w.app.as_str());
+    drop(running);
+    let docs = w
+        .recipient
+        .json(&["documents", "--matricule", "185057505612388", "--json"]);
+    assert_eq!(docs.as_array().unwrap().len(), 1);
 }
