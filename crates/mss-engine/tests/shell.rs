@@ -557,3 +557,42 @@ async fn a_crash_after_the_answer_was_queued_does_not_answer_twice() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_deciding_the_same_message_at_once_file_it_once() {
+    let b = bench().await;
+    let patient = b.patient(IdentityStatus::Qual).await;
+    let raw = message(
+        "race@hopital.mssante.fr",
+        &[Doc::new("x.1").xml()],
+        None,
+        false,
+    );
+    // Two shells with their own pools, as two `mss run` on one database.
+    let other = Shell::new(Store::open(&b.url).await.unwrap(), config(false));
+    let incoming = |uid| Incoming {
+        mailbox: &b.bal,
+        kind: MailboxKind::App,
+        folder: "INBOX",
+        uidvalidity: 7,
+        uid,
+        raw: &raw,
+    };
+    let (a, c) = (incoming(1), incoming(1));
+    let (one, two) = tokio::join!(b.shell.receive(&a, now()), other.receive(&c, now()));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one.message, two.message);
+    assert_eq!(
+        b.store().history("1.2.250.1.999.7.9").await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        b.store()
+            .documents_of_patient(patient, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(b.store().verify_traces().await.unwrap().is_intact());
+}
