@@ -14,7 +14,9 @@
 //!   version (900);
 //! - [`acknowledge`]: which MDN or failure notice the sender gets, and
 //!   building it;
-//! - [`process`]: one message (or a manually imported XDM) → actions.
+//! - [`process`]: one message (or a manually imported XDM) → actions;
+//! - [`shell`]: the only I/O — stores the message, reads the state, executes
+//!   the actions in `mss-store`.
 //!
 //! The decision table is in `docs/engine.md`.
 
@@ -24,6 +26,7 @@ pub mod acknowledge;
 pub mod classify;
 pub mod matching;
 pub mod process;
+pub mod shell;
 pub mod versions;
 
 pub use acknowledge::{AckPlan, FailureNotice, NoAckReason};

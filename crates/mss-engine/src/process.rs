@@ -425,10 +425,18 @@ fn message_outcome(documents: &[DocumentReport]) -> Option<MdnOutcome> {
     if let Some(code) = documents.iter().find_map(|d| d.outcome.error_code()) {
         return Some(MdnOutcome::Failed(code));
     }
-    if documents
-        .iter()
-        .any(|d| matches!(d.outcome, DocumentOutcome::AwaitingDeletion { .. }))
-    {
+    // A deletion seen again while it still waits for a person is still waiting: the
+    // answer stays deferred (found by `processing_again_after_applying_files_nothing`).
+    if documents.iter().any(|d| {
+        matches!(
+            d.outcome,
+            DocumentOutcome::AwaitingDeletion { .. }
+                | DocumentOutcome::AlreadyIntegrated {
+                    state: HeldState::PendingDeletion,
+                    ..
+                }
+        )
+    }) {
         return None;
     }
     Some(MdnOutcome::Processed)

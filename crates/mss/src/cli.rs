@@ -42,6 +42,196 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Run the conformance checks against the sandbox, with mss or another software as client.
     Conformance(ConformanceArgs),
+    /// The patients mss files documents for (INS, traits, identity status).
+    #[command(subcommand)]
+    Patient(PatientCommand),
+    /// Sync every configured mailbox, file what arrives, send the acknowledgements.
+    Run(RunArgs),
+    /// The worklist: every message and document received, where it stands, and notifications.
+    Inbox(InboxArgs),
+    /// A patient's documents with their versions.
+    Documents(DocumentsArgs),
+    /// File a proposed document in a patient's record (a person's decision).
+    Attach(AttachArgs),
+    /// Confirm or refuse a deletion asked by a sender, or delete a filed document.
+    DeleteDocument(DeleteDocumentArgs),
+    /// Send the acknowledgement (MDN or failure notice) offered for a message: a person agrees.
+    Acknowledge(AcknowledgeArgs),
+    /// File an IHE XDM zip received otherwise than by mail (same path as a message).
+    ImportXdm(ImportXdmArgs),
+    /// The tamper-evident trace journal.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+/// Who does what a person decides, as written in the traces.
+#[derive(Debug, Args)]
+pub struct AuthorArg {
+    /// The person acting (user name, RPPS…), written in the traces.
+    #[arg(long, env = "MSS_AUTHOR", default_value = "utilisateur")]
+    pub author: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatientCommand {
+    /// Add a patient (as the host software knows them).
+    Add(Box<PatientAddArgs>),
+    /// List the patients.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PatientAddArgs {
+    /// INS matricule (NIR or NIA, 15 characters).
+    #[arg(long)]
+    pub matricule: Option<String>,
+    /// INS OID (1.2.250.1.213.1.4.8 for a NIR, .9 NIA, .10 test, .11 demonstration).
+    #[arg(long)]
+    pub oid: Option<String>,
+    #[arg(long)]
+    pub birth_name: String,
+    #[arg(long)]
+    pub first_given_name: String,
+    /// Every birth given name, space-separated ("Jean Pierre").
+    #[arg(long)]
+    pub given_names: Option<String>,
+    /// YYYY-MM-DD.
+    #[arg(long)]
+    pub birth_date: String,
+    /// M, F or U.
+    #[arg(long)]
+    pub sex: String,
+    /// INSEE COG code of the birthplace.
+    #[arg(long)]
+    pub birthplace: Option<String>,
+    /// Identity status: QUAL, VALI, RECUP or PROV.
+    #[arg(long)]
+    pub status: String,
+    /// The host software's identifier of the patient (IPP).
+    #[arg(long)]
+    pub local_id: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// One pass over every mailbox, then exit (otherwise follow them with IDLE).
+    #[arg(long)]
+    pub once: bool,
+    /// Print one JSON line per message processed.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// Only what still needs a person (received, proposed, deletion to confirm, failed).
+    #[arg(long)]
+    pub open: bool,
+    /// Items shown at most.
+    #[arg(long, default_value_t = 200)]
+    pub limit: u32,
+    /// Mark the notifications shown as read.
+    #[arg(long)]
+    pub mark_read: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DocumentsArgs {
+    /// The patient's INS matricule.
+    #[arg(long)]
+    pub matricule: String,
+    /// Also the deleted documents.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The worklist item (see `mss inbox`).
+    pub item: i64,
+    /// The patient: their id (`mss patient list`) or INS matricule.
+    #[arg(long)]
+    pub patient: String,
+    #[command(flatten)]
+    pub author: AuthorArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteDocumentArgs {
+    /// The worklist item of a deletion to confirm (see `mss inbox`).
+    #[arg(conflicts_with = "document", required_unless_present = "document")]
+    pub item: Option<i64>,
+    /// Confirm the deletion the sender asked for.
+    #[arg(long, requires = "item", conflicts_with = "refuse")]
+    pub confirm: bool,
+    /// Refuse it: the document stays in the record.
+    #[arg(long, requires = "item")]
+    pub refuse: bool,
+    /// Delete this filed document yourself (its set id, as `mss documents` shows it).
+    #[arg(long)]
+    pub document: Option<String>,
+    #[command(flatten)]
+    pub author: AuthorArg,
+}
+
+#[derive(Debug, Args)]
+pub struct AcknowledgeArgs {
+    /// A worklist item of the message (see `mss inbox`).
+    pub item: i64,
+    #[command(flatten)]
+    pub author: AuthorArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportXdmArgs {
+    /// The IHE_XDM.ZIP file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub author: AuthorArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Check the hash chain of the journal; exits non-zero when it is broken.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List trace entries, oldest first.
+    List(TraceListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TraceListArgs {
+    #[arg(long)]
+    pub mailbox: Option<String>,
+    /// The patient's id in mss (as `mss patient list` shows it).
+    #[arg(long)]
+    pub patient: Option<String>,
+    /// A document id (root^extension) or set id.
+    #[arg(long)]
+    pub document: Option<String>,
+    /// From this instant (RFC 3339, e.g. 2026-11-26T00:00:00+01:00), included.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Up to this instant (RFC 3339), excluded.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

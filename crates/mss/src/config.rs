@@ -24,6 +24,8 @@ pub struct Config {
     pub autoconfig: AutoconfigSettings,
     #[serde(default, rename = "bal")]
     pub bals: Vec<BalConfig>,
+    #[serde(default)]
+    pub store: StoreSettings,
     /// Where the file was read from (not a key).
     #[serde(skip)]
     pub path: PathBuf,
@@ -40,6 +42,37 @@ pub struct Software {
     /// Where mss keeps its state: CRLs, traces, later the store.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+}
+
+/// `[store]`: where mss keeps messages, documents, patients and traces (docs/store.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite:PATH` or `postgres://…`; default `sqlite:<data_dir>/mss.db`.
+    pub url: Option<String>,
+    /// Traces older than this are pruned; 0 keeps them all.
+    #[serde(default = "default_retention")]
+    pub trace_retention_days: u32,
+    /// Apply a deletion the sender asks for without asking a person.
+    #[serde(default)]
+    pub auto_delete: bool,
+    /// Largest message, attachment or document stored, in MiB.
+    pub max_message_mib: Option<u32>,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            trace_retention_days: default_retention(),
+            auto_delete: false,
+            max_message_mib: None,
+        }
+    }
+}
+
+fn default_retention() -> u32 {
+    183
 }
 
 fn default_data_dir() -> PathBuf {
@@ -122,6 +155,23 @@ impl Config {
             return Err("tls.anchors is empty: give the IGC Santé roots to trust".into());
         }
         Ok(())
+    }
+
+    /// The store URL: `[store] url`, else the SQLite file in the data directory. A relative
+    /// SQLite path is relative to the configuration file, like every other path.
+    pub fn store_url(&self) -> String {
+        match &self.store.url {
+            Some(url) => {
+                let base = self.path.parent().unwrap_or(Path::new("."));
+                match url.strip_prefix("sqlite:") {
+                    Some(p) if !p.starts_with('/') && !p.is_empty() => {
+                        format!("sqlite:{}", base.join(p).display())
+                    }
+                    _ => url.clone(),
+                }
+            }
+            None => format!("sqlite:{}", self.software.data_dir.join("mss.db").display()),
+        }
     }
 
     /// The mailbox named on the command line, or the only one configured.
@@ -226,6 +276,29 @@ mod tests {
             assert!(error.contains(needle), "{needle}: {error}");
             assert!(!error.contains('\n'), "one line: {error}");
         }
+    }
+
+    #[test]
+    fn the_store_defaults_to_a_file_in_the_data_dir() {
+        let config = load("[software]\nnil = \"REF\"\n").unwrap();
+        assert!(config.store_url().starts_with("sqlite:"));
+        assert!(config.store_url().ends_with("mss-data/mss.db"));
+        assert_eq!(config.store.trace_retention_days, 183);
+        assert!(!config.store.auto_delete);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mss.toml");
+        std::fs::write(&path, "[software]\nnil = \"REF\"\n[store]\nurl = \"sqlite:db/x.db\"\ntrace_retention_days = 0\nauto_delete = true\n").unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(
+            config.store_url(),
+            format!("sqlite:{}", dir.path().join("db/x.db").display())
+        );
+        assert!(config.store.auto_delete);
+        let error = format!(
+            "{:#}",
+            load("[software]\nnil = \"REF\"\n[store]\nurll = 1\n").unwrap_err()
+        );
+        assert!(error.contains("urll"), "{error}");
     }
 
     #[test]

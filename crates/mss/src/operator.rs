@@ -167,6 +167,17 @@ pub struct Operator {
 
 impl Operator {
     pub async fn open(config: &Config, bal: &BalConfig) -> Result<Operator> {
+        let trace = Arc::new(TraceFile::open(&config.software.data_dir)?);
+        Self::open_with_trace(config, bal, trace).await
+    }
+
+    /// Same as [`Operator::open`], with the exchanges traced to `trace` (`mss run` writes
+    /// them to the store's journal).
+    pub async fn open_with_trace(
+        config: &Config,
+        bal: &BalConfig,
+        trace: Arc<dyn TraceSink>,
+    ) -> Result<Operator> {
         let policy = tls_policy(config)?;
         let servers = discover(config, &policy, Some(bal), &bal.address).await?;
         let servers = BalServers::discovered(servers.servers()?);
@@ -175,7 +186,6 @@ impl Operator {
             BalAuth::Certificate => None,
         };
         let tokens = psc.clone().map(|session| Arc::new(PscTokens(session)));
-        let trace = Arc::new(TraceFile::open(&config.software.data_dir)?);
         let client = BalClient::new(bal.clone(), servers, policy, tokens, trace)?;
         Ok(Operator { client, psc })
     }

@@ -4,7 +4,11 @@ mod cda;
 mod compose;
 mod conformance;
 mod directory;
+mod inbox;
+mod patient;
+mod run;
 mod sandbox;
+mod trace;
 mod transport;
 mod xdm;
 
@@ -24,6 +28,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Directory(command) => directory::run(command),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Conformance(args) => conformance::run(args),
+        Command::Patient(command) => patient::run(&cli.config, command),
+        Command::Run(args) => run::run(&cli.config, args),
+        Command::Inbox(args) => inbox::inbox(&cli.config, args),
+        Command::Documents(args) => inbox::documents(&cli.config, args),
+        Command::Attach(args) => inbox::attach(&cli.config, args),
+        Command::DeleteDocument(args) => inbox::delete_document(&cli.config, args),
+        Command::ImportXdm(args) => inbox::import_xdm(&cli.config, args),
+        Command::Acknowledge(args) => inbox::acknowledge(&cli.config, args),
+        Command::Trace(command) => trace::run(&cli.config, command),
     }
 }
 

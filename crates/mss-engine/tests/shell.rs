@@ -1,0 +1,598 @@
+//! The shell against a real SQLite store: messages built by mss-docs go in,
+//! the store holds what the decisions say, and nothing files twice.
+
+mod support;
+
+use mss_docs::xdm::Action as XdmAction;
+use mss_engine::shell::{Incoming, Outcome, Shell, ShellConfig};
+use mss_model::{IdentityStatus, Ins, MssAddress};
+use mss_store::{
+    MailboxKind, MessageKey, NewPatient, NotificationKind, Store, VersionState, WorkState,
+};
+use support::*;
+use time::OffsetDateTime;
+
+struct Bench {
+    _dir: tempfile::TempDir,
+    url: String,
+    shell: Shell,
+    bal: MssAddress,
+}
+
+fn config(auto_delete: bool) -> ShellConfig {
+    let mut options = options();
+    options.auto_delete = auto_delete;
+    ShellConfig {
+        options,
+        reporting_ua: "mss test".into(),
+        nil: Some("NIL-TEST".into()),
+    }
+}
+
+async fn bench() -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("mss.db").display());
+    let store = Store::open(&url).await.unwrap();
+    Bench {
+        _dir: dir,
+        url,
+        shell: Shell::new(store, config(false)),
+        bal: MssAddress::parse("dpi@clinique.mssante.fr").unwrap(),
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_764_115_200).unwrap()
+}
+
+impl Bench {
+    fn store(&self) -> &Store {
+        self.shell.store()
+    }
+
+    async fn patient(&self, status: IdentityStatus) -> i64 {
+        self.store()
+            .add_patient(
+                &NewPatient {
+                    ins: Some(Ins::new(INS, OID_TEST).unwrap()),
+                    traits: traits(),
+                    status,
+                    local_ids: vec![],
+                },
+                now(),
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn receive(&self, uid: u32, raw: &[u8]) -> Outcome {
+        self.shell
+            .receive(
+                &Incoming {
+                    mailbox: &self.bal,
+                    kind: MailboxKind::App,
+                    folder: "INBOX",
+                    uidvalidity: 7,
+                    uid,
+                    raw,
+                },
+                now(),
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn actions(&self) -> Vec<String> {
+        self.store()
+            .list_traces(&Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.action)
+            .collect()
+    }
+
+    async fn outbox(&self) -> usize {
+        self.store()
+            .due(now() + time::Duration::days(1), 100)
+            .await
+            .unwrap()
+            .len()
+    }
+}
+
+#[tokio::test]
+async fn a_qualified_exact_match_is_filed_notified_traced_and_acknowledged() {
+    let b = bench().await;
+    let patient = b.patient(IdentityStatus::Qual).await;
+    let raw = message(
+        "s1@hopital.mssante.fr",
+        &[Doc::new("s.1").xml()],
+        None,
+        true,
+    );
+    let out = b.receive(1, &raw).await;
+    assert!(out.new && !out.already_decided);
+    assert_eq!(out.state, WorkState::Integrated);
+    assert_eq!(out.documents.len(), 1);
+    assert_eq!(out.documents[0].1, WorkState::Integrated);
+    assert_eq!(out.outbox.len(), 1, "the MDN is queued");
+    let mdn = b.store().outbox_item(out.outbox[0]).await.unwrap().unwrap();
+    assert_eq!(mdn.recipients, ["dr.house@hopital.mssante.fr"]);
+    assert!(String::from_utf8_lossy(&mdn.raw).contains("disposition-notification"));
+    let docs = b
+        .store()
+        .documents_of_patient(patient, false)
+        .await
+        .unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0].set_id, "1.2.250.1.999.7.9");
+    let notes = b.store().unread_notifications(10).await.unwrap();
+    assert!(notes.iter().any(|n| n.kind == NotificationKind::NewDocument
+        && n.patient == Some(patient)
+        && n.document == Some(docs[0].id)));
+    let actions = b.actions().await;
+    for a in [
+        "message.stored",
+        "message.classified",
+        "document.integrated",
+        "ack.queued",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+    // The decision is found by the document and by the patient.
+    let by_doc = b
+        .store()
+        .list_traces(&mss_store::TraceFilter {
+            document: Some("s.1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(by_doc.iter().any(|t| t.action == "document.integrated"
+        && t.patient.as_deref() == Some(patient.to_string().as_str())));
+    // No content in the traces: the body text never appears.
+    let all = format!(
+        "{:?}",
+        b.store().list_traces(&Default::default()).await.unwrap()
+    );
+    assert!(!all.contains("Veuillez trouver"));
+    assert!(b.store().verify_traces().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn a_validated_patient_is_proposed_with_candidates_then_attached_by_a_person() {
+    let b = bench().await;
+    let patient = b.patient(IdentityStatus::Vali).await;
+    let raw = message(
+        "s2@hopital.mssante.fr",
+        &[Doc::new("s.2").xml()],
+        None,
+        false,
+    );
+    let out = b.receive(1, &raw).await;
+    assert_eq!(out.state, WorkState::Proposed);
+    let (item, _) = out.documents[0];
+    let work = b.store().work_item(item).await.unwrap().unwrap();
+    assert_eq!(work.candidates.first().map(|c| c.0), Some(patient));
+    assert!(
+        work.reason.as_deref().unwrap().contains("904"),
+        "{:?}",
+        work.reason
+    );
+    assert!(
+        b.store()
+            .documents_of_patient(patient, true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Proposal without MDN request: the failure notice is offered, not sent.
+    assert!(out.offered.is_some() && out.outbox.is_empty());
+
+    let state = b
+        .shell
+        .attach(item, patient, "dr.watson", now())
+        .await
+        .unwrap();
+    assert_eq!(state, WorkState::Integrated);
+    let work = b.store().work_item(item).await.unwrap().unwrap();
+    assert_eq!(work.patient, Some(patient));
+    assert_eq!(
+        b.store()
+            .documents_of_patient(patient, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let traces = b.store().list_traces(&Default::default()).await.unwrap();
+    let attached = traces
+        .iter()
+        .find(|t| t.action == "document.attached")
+        .unwrap();
+    assert_eq!(attached.author, "dr.watson");
+    assert_eq!(
+        attached.patient.as_deref(),
+        Some(patient.to_string().as_str())
+    );
+    // Attaching again is refused: the item is no longer proposed.
+    assert!(
+        b.shell
+            .attach(item, patient, "dr.watson", now())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_replacement_keeps_the_history() {
+    let b = bench().await;
+    b.patient(IdentityStatus::Qual).await;
+    let v1 = Doc::new("r.1");
+    b.receive(
+        1,
+        &message("r1@hopital.mssante.fr", &[v1.xml()], None, false),
+    )
+    .await;
+    let v2 = Doc::new("r.2").version(2, Some("r.1"));
+    let out = b
+        .receive(
+            2,
+            &message(
+                "r2@hopital.mssante.fr",
+                &[v2.xml()],
+                Some(XdmAction::Replace),
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(out.state, WorkState::Replaced);
+    let history = b.store().history("1.2.250.1.999.7.9").await.unwrap();
+    let states: Vec<_> = history
+        .iter()
+        .map(|v| (v.version_id.as_str(), v.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("r.1", VersionState::Replaced),
+            ("r.2", VersionState::Current)
+        ]
+    );
+    assert!(
+        b.store()
+            .unread_notifications(10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.kind == NotificationKind::UpdatedDocument)
+    );
+}
+
+#[tokio::test]
+async fn a_deletion_asks_a_person_then_applies_and_answers() {
+    let b = bench().await;
+    b.patient(IdentityStatus::Qual).await;
+    let doc = Doc::new("d.1");
+    b.receive(
+        1,
+        &message("d1@hopital.mssante.fr", &[doc.xml()], None, false),
+    )
+    .await;
+    let out = b
+        .receive(
+            2,
+            &message(
+                "d2@hopital.mssante.fr",
+                &[doc.xml()],
+                Some(XdmAction::Delete),
+                true,
+            ),
+        )
+        .await;
+    assert_eq!(out.state, WorkState::DeletionToConfirm);
+    assert!(out.outbox.is_empty(), "the answer waits for the person");
+    let latest = b
+        .store()
+        .latest_version("1.2.250.1.999.7.9")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.state, VersionState::PendingDeletion);
+    let (item, _) = out.documents[0];
+    let decided = b
+        .shell
+        .decide_deletion(item, true, "dr.watson", now())
+        .await
+        .unwrap();
+    assert_eq!(decided.state, WorkState::Deleted);
+    assert_eq!(decided.outbox.len(), 1, "the deferred MDN is queued");
+    let latest = b
+        .store()
+        .latest_version("1.2.250.1.999.7.9")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.state, VersionState::Deleted);
+    assert!(
+        b.store()
+            .document("1.2.250.1.999.7.9")
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted
+            .is_some()
+    );
+    assert!(
+        b.actions()
+            .await
+            .iter()
+            .any(|a| a == "document.deletion_confirmed")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_deletion_keeps_the_document() {
+    let b = bench().await;
+    b.patient(IdentityStatus::Qual).await;
+    let doc = Doc::new("k.1");
+    b.receive(
+        1,
+        &message("k1@hopital.mssante.fr", &[doc.xml()], None, false),
+    )
+    .await;
+    let out = b
+        .receive(
+            2,
+            &message(
+                "k2@hopital.mssante.fr",
+                &[doc.xml()],
+                Some(XdmAction::Delete),
+                false,
+            ),
+        )
+        .await;
+    let (item, _) = out.documents[0];
+    let decided = b
+        .shell
+        .decide_deletion(item, false, "dr.watson", now())
+        .await
+        .unwrap();
+    assert!(matches!(decided.state, WorkState::Failed(_)));
+    let latest = b
+        .store()
+        .latest_version("1.2.250.1.999.7.9")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.state, VersionState::Current);
+}
+
+#[tokio::test]
+async fn the_same_message_twice_files_once_and_answers_once() {
+    let b = bench().await;
+    let patient = b.patient(IdentityStatus::Qual).await;
+    let raw = message(
+        "twice@hopital.mssante.fr",
+        &[Doc::new("t.1").xml()],
+        None,
+        true,
+    );
+    let first = b.receive(1, &raw).await;
+    // Same UID (a reconnection), then another UID (a copy): recognised both times.
+    let again = b.receive(1, &raw).await;
+    let copy = b.receive(9, &raw).await;
+    for out in [&again, &copy] {
+        assert!(!out.new && out.already_decided);
+        assert_eq!(out.message, first.message);
+        assert!(out.outbox.is_empty());
+    }
+    assert_eq!(b.outbox().await, 1);
+    assert_eq!(
+        b.store().history("1.2.250.1.999.7.9").await.unwrap().len(),
+        1
+    );
+
+    // Another process on the same database sees it too.
+    let other = Shell::new(Store::open(&b.url).await.unwrap(), config(false));
+    let out = other
+        .receive(
+            &Incoming {
+                mailbox: &b.bal,
+                kind: MailboxKind::App,
+                folder: "INBOX",
+                uidvalidity: 7,
+                uid: 1,
+                raw: &raw,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(out.already_decided);
+    assert_eq!(
+        b.store()
+            .documents_of_patient(patient, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_message_stored_before_a_crash_is_decided_at_the_next_pass() {
+    let b = bench().await;
+    b.patient(IdentityStatus::Qual).await;
+    let raw = message(
+        "crash@hopital.mssante.fr",
+        &[Doc::new("c.1").xml()],
+        None,
+        false,
+    );
+    // The raw bytes and the item were written, then the process died.
+    let mailbox = b
+        .store()
+        .ensure_mailbox(&b.bal, MailboxKind::App, now())
+        .await
+        .unwrap();
+    let key = MessageKey {
+        mailbox_id: mailbox.id,
+        folder: "INBOX".into(),
+        uidvalidity: 7,
+        uid: 3,
+    };
+    let stored = b
+        .store()
+        .insert_message(&key, Some("<crash@hopital.mssante.fr>"), &raw, now())
+        .await
+        .unwrap();
+    b.store()
+        .work_item_for(stored.id(), "", now())
+        .await
+        .unwrap();
+    let out = b.receive(3, &raw).await;
+    assert!(!out.new && !out.already_decided);
+    assert_eq!(out.state, WorkState::Integrated);
+}
+
+#[tokio::test]
+async fn broken_input_stays_in_the_worklist_with_its_code() {
+    let b = bench().await;
+    let out = b
+        .shell
+        .import_xdm(b"PK\x03\x04 not really a zip", "dr.watson", now())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.state,
+        WorkState::Failed(mss_store::FailureCode::new(906).unwrap())
+    );
+    let items = b.store().worklist(true, 10).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert!(items[0].reason.is_some());
+    // Not a mail message at all: stored raw, failed 906 with its reason.
+    let out = b.receive(5, b"\r\n\r\nbody without any header").await;
+    assert!(matches!(out.state, WorkState::Failed(_)));
+    let stored = b.store().message(out.message).await.unwrap().unwrap();
+    assert_eq!(stored.raw, b"\r\n\r\nbody without any header");
+    // The same file imported again does nothing more.
+    let again = b
+        .shell
+        .import_xdm(b"PK\x03\x04 not really a zip", "dr.watson", now())
+        .await
+        .unwrap();
+    assert!(again.already_decided);
+}
+
+#[tokio::test]
+async fn automatic_deletion_when_configured() {
+    let b = bench().await;
+    let shell = Shell::new(b.store().clone(), config(true));
+    b.patient(IdentityStatus::Qual).await;
+    let doc = Doc::new("a.1");
+    b.receive(
+        1,
+        &message("a1@hopital.mssante.fr", &[doc.xml()], None, false),
+    )
+    .await;
+    let out = shell
+        .receive(
+            &Incoming {
+                mailbox: &b.bal,
+                kind: MailboxKind::App,
+                folder: "INBOX",
+                uidvalidity: 7,
+                uid: 2,
+                raw: &message(
+                    "a2@hopital.mssante.fr",
+                    &[doc.xml()],
+                    Some(XdmAction::Delete),
+                    false,
+                ),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.state, WorkState::Deleted);
+    let latest = b
+        .store()
+        .latest_version("1.2.250.1.999.7.9")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.state, VersionState::Deleted);
+}
+
+#[tokio::test]
+async fn a_crash_after_the_answer_was_queued_does_not_answer_twice() {
+    let b = bench().await;
+    b.patient(IdentityStatus::Qual).await;
+    let raw = message(
+        "late@hopital.mssante.fr",
+        &[Doc::new("l.1").xml()],
+        None,
+        true,
+    );
+    let first = b.receive(1, &raw).await;
+    assert_eq!(first.outbox.len(), 1);
+    // The process died before the message was marked decided.
+    let item = b
+        .store()
+        .work_item_for(first.message, "", now())
+        .await
+        .unwrap();
+    b.store()
+        .set_work_state(item, WorkState::Received, None, None, None, now())
+        .await
+        .unwrap();
+    let again = b.receive(1, &raw).await;
+    assert!(!again.already_decided, "decided again");
+    assert!(again.outbox.is_empty(), "{again:?}");
+    assert_eq!(b.outbox().await, 1);
+    assert_eq!(
+        b.store().history("1.2.250.1.999.7.9").await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_deciding_the_same_message_at_once_file_it_once() {
+    let b = bench().await;
+    let patient = b.patient(IdentityStatus::Qual).await;
+    let raw = message(
+        "race@hopital.mssante.fr",
+        &[Doc::new("x.1").xml()],
+        None,
+        false,
+    );
+    // Two shells with their own pools, as two `mss run` on one database.
+    let other = Shell::new(Store::open(&b.url).await.unwrap(), config(false));
+    let incoming = |uid| Incoming {
+        mailbox: &b.bal,
+        kind: MailboxKind::App,
+        folder: "INBOX",
+        uidvalidity: 7,
+        uid,
+        raw: &raw,
+    };
+    let (a, c) = (incoming(1), incoming(1));
+    let (one, two) = tokio::join!(b.shell.receive(&a, now()), other.receive(&c, now()));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one.message, two.message);
+    assert_eq!(
+        b.store().history("1.2.250.1.999.7.9").await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        b.store()
+            .documents_of_patient(patient, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(b.store().verify_traces().await.unwrap().is_intact());
+}

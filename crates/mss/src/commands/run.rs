@@ -1,0 +1,349 @@
+//! `mss run [--once]`: every configured mailbox is synced, what arrives goes through the
+//! engine's shell (stored raw first, decided, filed), and the acknowledgements it queued
+//! are submitted. Exchanges with the operator are written to the store's trace journal.
+
+use super::inbox::{now_local, open_shell, outcome_json, runtime};
+use crate::cli::RunArgs;
+use crate::config::Config;
+use crate::operator::Operator;
+use anyhow::{Context, Result, bail};
+use mss_engine::shell::{Incoming, Shell};
+use mss_model::MssAddress;
+use mss_store::{MailboxKind, NewTrace, Store};
+use mss_transport::bal::{BalConfig, BalKind};
+use mss_transport::imap::SyncState;
+use mss_transport::smtp::Envelope;
+use mss_transport::trace::{TraceEvent, TraceSink};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const FOLDER: &str = "INBOX";
+/// Acknowledgements sent per pass at most (the rest waits for the next pass).
+const OUTBOX_BATCH: u32 = 100;
+/// After this many failed attempts an acknowledgement is given up (it stays listed).
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Hands the transport's events to a task that appends them to the store: the transport
+/// records synchronously and must never wait on the database.
+struct StoreSink(mpsc::UnboundedSender<TraceEvent>);
+
+impl TraceSink for StoreSink {
+    fn record(&self, event: TraceEvent) {
+        let _ = self.0.send(event);
+    }
+}
+
+async fn write_traces(store: Store, mut rx: mpsc::UnboundedReceiver<TraceEvent>) {
+    while let Some(event) = rx.recv().await {
+        let action = serde_json::to_value(event.action)
+            .ok()
+            .and_then(|v| v.as_str().map(|s| format!("transport.{s}")))
+            .unwrap_or_else(|| "transport".into());
+        let outcome = match event.outcome {
+            mss_transport::trace::Outcome::Success => "ok",
+            mss_transport::trace::Outcome::Failure => "failure",
+        };
+        let entry = NewTrace {
+            at: event.at,
+            author: "mss",
+            action: &action,
+            mailbox: Some(event.author.as_str()),
+            patient: None,
+            document: None,
+            message: None,
+            request: Some(event.request.as_str()),
+            response: Some(event.response.as_str()),
+            outcome,
+        };
+        if let Err(e) = store.append_trace(&entry).await {
+            eprintln!("mss: warning: a transport trace could not be written: {e}");
+        }
+    }
+}
+
+fn kind(bal: &BalConfig) -> MailboxKind {
+    match bal.kind {
+        BalKind::Per => MailboxKind::Per,
+        BalKind::Org => MailboxKind::Org,
+        BalKind::App => MailboxKind::App,
+    }
+}
+
+pub fn run(config_path: &Path, args: RunArgs) -> Result<()> {
+    let config = Config::load(config_path)?;
+    if config.bals.is_empty() {
+        bail!(
+            "no [[bal]] in {}: there is no mailbox to run",
+            config.path.display()
+        );
+    }
+    runtime()?.block_on(async {
+        let shell = open_shell(&config).await?;
+        let store = shell.store().clone();
+        let retention = config.store.trace_retention_days;
+        if retention > 0 {
+            store
+                .apply_trace_retention(retention, "mss", now_local())
+                .await?;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_traces(store.clone(), rx));
+        let sink: Arc<dyn TraceSink> = Arc::new(StoreSink(tx));
+        let mut failures = Vec::new();
+        if args.once {
+            for bal in &config.bals {
+                if let Err(e) = once(&shell, &config, bal, sink.clone(), args.json).await {
+                    eprintln!("mss: {}: {e:#}", bal.address);
+                    failures.push(bal.address.clone());
+                }
+            }
+        } else {
+            let json = args.json;
+            let follows = config.bals.iter().map(|bal| {
+                let sink = sink.clone();
+                let shell = &shell;
+                let config = &config;
+                async move {
+                    let result = follow(shell, config, bal, sink, json).await;
+                    (bal.address.clone(), result)
+                }
+            });
+            tokio::select! {
+                results = futures::future::join_all(follows) => {
+                    for (address, result) in results {
+                        if let Err(e) = result {
+                            eprintln!("mss: {address}: {e:#}");
+                            failures.push(address);
+                        }
+                    }
+                }
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        drop(sink);
+        // Every transport trace is written before the store closes.
+        let _ = tokio::time::timeout(Duration::from_secs(30), writer).await;
+        store.close().await;
+        if !failures.is_empty() {
+            bail!(
+                "{} mailbox(es) could not be processed: {}; what was fetched is kept and the next run continues",
+                failures.len(),
+                failures.join(", ")
+            );
+        }
+        Ok(())
+    })
+}
+
+struct Bal {
+    address: MssAddress,
+    kind: MailboxKind,
+    mailbox_id: i64,
+}
+
+async fn prepare(shell: &Shell, bal: &BalConfig) -> Result<(Bal, SyncState)> {
+    let address = MssAddress::parse(&bal.address)
+        .map_err(|e| anyhow::anyhow!("mailbox {}: {e}", bal.address))?;
+    let kind = kind(bal);
+    let mailbox = shell
+        .store()
+        .ensure_mailbox(&address, kind, now_local())
+        .await?;
+    let state = match shell.store().sync_state(mailbox.id, FOLDER).await? {
+        Some(s) => SyncState {
+            uidvalidity: s.uidvalidity,
+            last_uid: s.last_uid,
+            highest_modseq: s.highest_modseq,
+        },
+        None => SyncState::default(),
+    };
+    Ok((
+        Bal {
+            address,
+            kind,
+            mailbox_id: mailbox.id,
+        },
+        state,
+    ))
+}
+
+async fn save_state(shell: &Shell, bal: &Bal, state: &SyncState) -> Result<()> {
+    shell
+        .store()
+        .save_sync_state(
+            bal.mailbox_id,
+            &mss_store::SyncState {
+                folder: FOLDER.to_owned(),
+                uidvalidity: state.uidvalidity,
+                last_uid: state.last_uid,
+                highest_modseq: state.highest_modseq,
+                updated: now_local(),
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+async fn receive(
+    shell: &Shell,
+    bal: &Bal,
+    uidvalidity: u32,
+    uid: u32,
+    raw: &[u8],
+    json: bool,
+) -> Result<()> {
+    let outcome = shell
+        .receive(
+            &Incoming {
+                mailbox: &bal.address,
+                kind: bal.kind,
+                folder: FOLDER,
+                uidvalidity,
+                uid,
+                raw,
+            },
+            now_local(),
+        )
+        .await
+        .with_context(|| format!("message UID {uid}"))?;
+    let summary = outcome_json(&outcome);
+    if json {
+        let mut line = serde_json::to_value(&summary)?;
+        line["mailbox"] = bal.address.as_str().into();
+        line["uid"] = uid.into();
+        println!("{line}");
+    } else {
+        println!(
+            "{} UID {uid}: {}{}",
+            bal.address,
+            summary.state,
+            summary.code.map(|c| format!(" {c}")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// One pass: fetch what is new, file it, send what the shell queued.
+async fn once(
+    shell: &Shell,
+    config: &Config,
+    bal_config: &BalConfig,
+    sink: Arc<dyn TraceSink>,
+    json: bool,
+) -> Result<()> {
+    let (bal, mut state) = prepare(shell, bal_config).await?;
+    let operator = Operator::open_with_trace(config, bal_config, sink).await?;
+    let result = async {
+        let fetched = operator.client.fetch_new(FOLDER, &mut state, 100).await?;
+        for (uid, size) in &fetched.oversized {
+            eprintln!(
+                "mss: warning: {} UID {uid} ({size} bytes) is too large to fetch; it stays on the server",
+                bal.address
+            );
+        }
+        for message in &fetched.messages {
+            receive(shell, &bal, state.uidvalidity, message.uid, &message.raw, json).await?;
+        }
+        // Saved only once everything fetched is stored: a failure refetches, and the
+        // store recognises what it already holds.
+        save_state(shell, &bal, &state).await?;
+        drain_outbox(shell, &operator, &bal).await
+    }
+    .await;
+    operator.close().await;
+    result
+}
+
+/// Catches up, then follows the mailbox with IDLE until stopped.
+async fn follow(
+    shell: &Shell,
+    config: &Config,
+    bal_config: &BalConfig,
+    sink: Arc<dyn TraceSink>,
+    json: bool,
+) -> Result<()> {
+    once(shell, config, bal_config, sink.clone(), json).await?;
+    let (bal, mut state) = prepare(shell, bal_config).await?;
+    let operator = Operator::open_with_trace(config, bal_config, sink).await?;
+    let uidvalidity = state.uidvalidity;
+    let mut last = state.clone();
+    let (tx, mut rx) = mpsc::channel(64);
+    let result = {
+        let mut following = Box::pin(operator.client.follow(
+            FOLDER,
+            &mut state,
+            &tx,
+            Duration::from_secs(25 * 60),
+        ));
+        loop {
+            tokio::select! {
+                ended = &mut following => break ended.map_err(anyhow::Error::from),
+                Some(message) = rx.recv() => {
+                    receive(shell, &bal, uidvalidity, message.uid, &message.raw, json).await?;
+                    last.last_uid = last.last_uid.max(message.uid);
+                    save_state(shell, &bal, &last).await?;
+                    drain_outbox(shell, &operator, &bal).await?;
+                }
+            }
+        }
+    };
+    operator.close().await;
+    result
+}
+
+/// Submits the acknowledgements queued for this mailbox, with a copy in Sent.
+async fn drain_outbox(shell: &Shell, operator: &Operator, bal: &Bal) -> Result<()> {
+    let store = shell.store();
+    let now = now_local();
+    for item in store.due(now, OUTBOX_BATCH).await? {
+        if item.mailbox != bal.mailbox_id {
+            continue;
+        }
+        let envelope = Envelope::new(bal.address.as_str().to_owned(), item.recipients.clone());
+        let (outcome, response) = match operator.client.submit(&envelope, &item.raw).await {
+            Ok(receipt) => {
+                store.mark_sent(item.id, now_local()).await?;
+                if let Err(e) = operator.client.append_sent(&item.raw).await {
+                    eprintln!(
+                        "mss: warning: acknowledgement {} was sent, but its copy in Sent failed: {e}",
+                        item.message_id
+                    );
+                }
+                ("ok", receipt.reply)
+            }
+            Err(e) => {
+                let attempts = item.attempts + 1;
+                let retry = (attempts < MAX_ATTEMPTS)
+                    .then(|| now + time::Duration::minutes(5 * i64::from(attempts)));
+                store.mark_failed(item.id, &e.to_string(), retry).await?;
+                eprintln!(
+                    "mss: warning: acknowledgement {} not sent ({e}){}",
+                    item.message_id,
+                    if retry.is_some() {
+                        "; it will be retried"
+                    } else {
+                        "; given up"
+                    }
+                );
+                ("failure", e.to_string())
+            }
+        };
+        store
+            .append_trace(&NewTrace {
+                at: now_local(),
+                author: "mss",
+                action: "ack.sent",
+                mailbox: Some(bal.address.as_str()),
+                patient: None,
+                document: None,
+                message: Some(item.message_id.as_str()),
+                request: Some(format!("to={}", item.recipients.join(",")).as_str()),
+                response: Some(response.as_str()),
+                outcome,
+            })
+            .await?;
+    }
+    Ok(())
+}
