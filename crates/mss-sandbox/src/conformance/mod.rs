@@ -110,6 +110,14 @@ pub const STEPS: &[Step] = &[
         checks: &["token-reopen", "token-not-reused"],
     },
     Step {
+        id: "mdn-requested",
+        instruction: "Envoyez depuis une BAL personnelle un document avec demande d'accusé \
+                      (Disposition-Notification-To) à une autre BAL du bac à sable, puis relevez \
+                      cette BAL avec le logiciel : il doit retourner l'accusé (MDN).",
+        fault: Fault::None,
+        checks: &["mdn-requested"],
+    },
+    Step {
         id: "untrusted-operator",
         instruction: "Relevez une BAL : le serveur présente un certificat hors IGC Santé, le client \
                       doit refuser la connexion.",

@@ -160,6 +160,22 @@ async fn drive_mss(step: &Step, info: &SandboxInfo) -> Result<()> {
             )
             .await
         }
+        "mdn-requested" => {
+            let cda = document.to_string_lossy().into_owned();
+            let request = [
+                "send",
+                "--bal",
+                &sender,
+                "--to",
+                &recipient,
+                "--cda",
+                &cda,
+                "--request-mdn",
+            ];
+            mss(&info.config, &request, true).await?;
+            // The recipient's software files what arrived and answers.
+            mss(&info.config, &["run", "--once"], true).await
+        }
         "application-mailbox" => mss(&info.config, &["sync", "--bal", &app, "--once"], true).await,
         "token-refused" => mss(&info.config, &["sync", "--bal", &recipient, "--once"], true).await,
         // The client must fail here: that is the point.
