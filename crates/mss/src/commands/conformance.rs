@@ -86,7 +86,8 @@ fn set_fault(ctx: &OperatorContext, fault: Fault) {
 }
 
 /// Shows the step to the person driving the other software, then waits until every check
-/// of the step has seen what it needs, or the time is up.
+/// of the step passes, or the time is up (a check can fail on the way: an MDN request is
+/// seen before its answer).
 async fn wait_for_other(step: &Step, ctx: &OperatorContext, mark: u64, wait: Duration) {
     eprintln!("\n[{}] {}", step.id, step.instruction);
     eprintln!("  (attente / waiting up to {} s)", wait.as_secs());
@@ -99,7 +100,7 @@ async fn wait_for_other(step: &Step, ctx: &OperatorContext, mark: u64, wait: Dur
         };
         if conformance::judge_step(step, &observed)
             .iter()
-            .all(|r| r.status != "not_observed")
+            .all(|r| r.passed)
         {
             return;
         }
