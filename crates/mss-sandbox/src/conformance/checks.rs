@@ -373,9 +373,11 @@ fn with_contents(o: &Observation) -> Vec<(&Submitted, Contents)> {
         .collect()
 }
 
+const NO_DOCUMENT: &str = "no message with a CDA document in an IHE_XDM archive was submitted";
+
 fn no_document() -> Verdict {
     Verdict::NotObserved {
-        why: "no message with a CDA document in an IHE_XDM archive was submitted".into(),
+        why: NO_DOCUMENT.into(),
     }
 }
 
@@ -500,14 +502,11 @@ fn subject_xdm(o: &Observation) -> Verdict {
             bad.push(line)
         }
     }
-    if seen.is_empty() && bad.is_empty() {
-        return no_document();
-    }
     all_good(
         seen,
         bad,
         "the subject is not XDM/1.0/DDM+<label> <NAME> <first name> [<date>] for the patient of the CDA",
-        "",
+        NO_DOCUMENT,
     )
 }
 
@@ -539,14 +538,11 @@ fn one_patient(o: &Observation) -> Verdict {
             bad.push(line)
         }
     }
-    if seen.is_empty() && bad.is_empty() {
-        return no_document();
-    }
     all_good(
         seen,
         bad,
         "a message carries documents of several patients",
-        "",
+        NO_DOCUMENT,
     )
 }
 
