@@ -73,68 +73,77 @@ fn kind(bal: &BalConfig) -> MailboxKind {
 
 pub fn run(config_path: &Path, args: RunArgs) -> Result<()> {
     let config = Config::load(config_path)?;
+    runtime()?.block_on(run_mailboxes(&config, args.once, args.json, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }))
+}
+
+/// Everything `mss run` does, inside a runtime the caller owns: `mss demo` runs it beside
+/// the sandbox and ends it with `stop` (follow mode only; `once` ends by itself).
+pub async fn run_mailboxes(
+    config: &Config,
+    once: bool,
+    json: bool,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     if config.bals.is_empty() {
         bail!(
             "no [[bal]] in {}: there is no mailbox to run",
             config.path.display()
         );
     }
-    runtime()?.block_on(async {
-        let shell = open_shell(&config).await?;
-        let store = shell.store().clone();
-        let retention = config.store.trace_retention_days;
-        if retention > 0 {
-            store
-                .apply_trace_retention(retention, "mss", now_local())
-                .await?;
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_traces(store.clone(), rx));
-        let sink: Arc<dyn TraceSink> = Arc::new(StoreSink(tx));
-        let mut failures = Vec::new();
-        if args.once {
-            for bal in &config.bals {
-                if let Err(e) = once(&shell, &config, bal, sink.clone(), args.json).await {
-                    eprintln!("mss: {}: {e:#}", bal.address);
-                    failures.push(bal.address.clone());
-                }
+    let shell = open_shell(config).await?;
+    let store = shell.store().clone();
+    let retention = config.store.trace_retention_days;
+    if retention > 0 {
+        store
+            .apply_trace_retention(retention, "mss", now_local())
+            .await?;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_traces(store.clone(), rx));
+    let sink: Arc<dyn TraceSink> = Arc::new(StoreSink(tx));
+    let mut failures = Vec::new();
+    if once {
+        for bal in &config.bals {
+            if let Err(e) = self::once(&shell, config, bal, sink.clone(), json).await {
+                eprintln!("mss: {}: {e:#}", bal.address);
+                failures.push(bal.address.clone());
             }
-        } else {
-            let json = args.json;
-            let follows = config.bals.iter().map(|bal| {
-                let sink = sink.clone();
-                let shell = &shell;
-                let config = &config;
-                async move {
-                    let result = follow(shell, config, bal, sink, json).await;
-                    (bal.address.clone(), result)
-                }
-            });
-            tokio::select! {
-                results = futures::future::join_all(follows) => {
-                    for (address, result) in results {
-                        if let Err(e) = result {
-                            eprintln!("mss: {address}: {e:#}");
-                            failures.push(address);
-                        }
+        }
+    } else {
+        let follows = config.bals.iter().map(|bal| {
+            let sink = sink.clone();
+            let shell = &shell;
+            async move {
+                let result = follow(shell, config, bal, sink, json).await;
+                (bal.address.clone(), result)
+            }
+        });
+        tokio::select! {
+            results = futures::future::join_all(follows) => {
+                for (address, result) in results {
+                    if let Err(e) = result {
+                        eprintln!("mss: {address}: {e:#}");
+                        failures.push(address);
                     }
                 }
-                _ = tokio::signal::ctrl_c() => {}
             }
+            _ = stop => {}
         }
-        drop(sink);
-        // Every transport trace is written before the store closes.
-        let _ = tokio::time::timeout(Duration::from_secs(30), writer).await;
-        store.close().await;
-        if !failures.is_empty() {
-            bail!(
-                "{} mailbox(es) could not be processed: {}; what was fetched is kept and the next run continues",
-                failures.len(),
-                failures.join(", ")
-            );
-        }
-        Ok(())
-    })
+    }
+    drop(sink);
+    // Every transport trace is written before the store closes.
+    let _ = tokio::time::timeout(Duration::from_secs(30), writer).await;
+    store.close().await;
+    if !failures.is_empty() {
+        bail!(
+            "{} mailbox(es) could not be processed: {}; what was fetched is kept and the next run continues",
+            failures.len(),
+            failures.join(", ")
+        );
+    }
+    Ok(())
 }
 
 struct Bal {
