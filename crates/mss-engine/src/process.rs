@@ -19,7 +19,8 @@ use crate::matching::{
     match_patient,
 };
 use crate::versions::{
-    HeldState, HeldVersion, IncomingVersion, VersionDecision, VersionProblem, decide_version, show,
+    HeldState, HeldVersion, IncomingVersion, Origin, VersionDecision, VersionProblem, authorised,
+    decide_version, show,
 };
 
 /// What to process.
@@ -592,6 +593,16 @@ fn decide_document(
         );
         return report;
     }
+    if !authorised(&version, history, &Origin::from_header(header)) {
+        report.outcome = reject(
+            index,
+            ErrorCode::AuthorNotAuthorised,
+            "Ni l'auteur de ce document ni son organisation ne sont ceux de la version détenue : remplacement ou suppression refusé.".into(),
+            None,
+            out,
+        );
+        return report;
+    }
 
     let metadata_patient = doc
         .patient_id
@@ -795,6 +806,8 @@ pub fn apply_to_history(history: &mut Vec<HeldVersion>, action: &Action) {
                 patient: patient.clone(),
                 state: HeldState::Current,
                 sha1: sha1.clone(),
+                // Filed by this very message: its sender is the author in question.
+                origin: None,
             });
         }
         Action::MarkDeleted { target, .. } => {

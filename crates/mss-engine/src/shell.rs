@@ -30,7 +30,7 @@ use crate::matching::LocalPatient;
 use crate::process::{
     Action, DocumentOutcome, Input, Notification, Options, Processed, State, TraceEvent, process,
 };
-use crate::versions::{HeldState, HeldVersion, VersionDecision, show};
+use crate::versions::{HeldState, HeldVersion, Origin, VersionDecision, show};
 
 /// The pseudo-mailbox that owns manually imported XDM files (UX.39).
 pub const IMPORT_MAILBOX: &str = "import-manuel@mss.local";
@@ -385,6 +385,12 @@ impl Shell {
             };
             let patient = document.patient.map(|p| p.to_string()).unwrap_or_default();
             for v in self.store.history(set).await? {
+                let origin = match v.state {
+                    VersionState::Current | VersionState::PendingDeletion => {
+                        self.origin_of(v.id).await?
+                    }
+                    VersionState::Replaced | VersionState::Deleted => None,
+                };
                 history.push(HeldVersion {
                     id: parse_id(&v.version_id),
                     set_id: Some(parse_id(set)),
@@ -397,10 +403,20 @@ impl Shell {
                         VersionState::PendingDeletion => HeldState::PendingDeletion,
                     },
                     sha1: Some(v.sha1),
+                    origin,
                 });
             }
         }
         Ok((patients, history))
+    }
+
+    /// Who produced a held version, read from its CDA header. A version that is not a
+    /// readable CDA has no origin to compare and cannot be refused on that ground.
+    async fn origin_of(&self, version: i64) -> Result<Option<Origin>, ShellError> {
+        let content = self.store.version_content(version).await?;
+        Ok(mss_docs::cda::parse_header(&content)
+            .ok()
+            .map(|header| Origin::from_header(&header)))
     }
 
     async fn execute(

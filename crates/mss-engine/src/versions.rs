@@ -36,6 +36,63 @@ pub struct HeldVersion {
     pub state: HeldState,
     /// SHA-1 (lower-case hex) of the document bytes, when known.
     pub sha1: Option<String>,
+    /// Who produced it, when the shell read it (live versions only: only they can be
+    /// replaced or deleted).
+    pub origin: Option<Origin>,
+}
+
+/// Who produced a version: its authors and their organisations, by their CDA ids. The
+/// volet lets only the author, or someone of the author's organisation, replace or
+/// delete a document (code 901).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub authors: Vec<InstanceId>,
+    pub organizations: Vec<InstanceId>,
+}
+
+impl Origin {
+    pub fn from_header(header: &CdaHeader) -> Self {
+        let mut origin = Origin::default();
+        for author in &header.authors {
+            if let Some(id) = author.id.as_ref().filter(|id| !id.root.trim().is_empty()) {
+                origin.authors.push(id.clone());
+            }
+            if let Some(id) = author
+                .organization
+                .as_ref()
+                .and_then(|o| o.id.as_ref())
+                .filter(|id| !id.root.trim().is_empty())
+            {
+                origin.organizations.push(id.clone());
+            }
+        }
+        origin
+    }
+
+    /// Whether `requester` (the origin of a replacement or deletion) may change a
+    /// version produced by `self`. A version whose authors carry no id cannot be checked
+    /// and is not refused on that ground.
+    pub fn allows(&self, requester: &Origin) -> bool {
+        let shares = |ours: &[InstanceId], theirs: &[InstanceId]| {
+            theirs.iter().any(|a| ours.iter().any(|b| same_id(a, b)))
+        };
+        (self.authors.is_empty() && self.organizations.is_empty())
+            || shares(&self.authors, &requester.authors)
+            || shares(&self.organizations, &requester.organizations)
+    }
+}
+
+/// Whether the version a replacement or deletion targets may be changed by `requester`
+/// (code 901 otherwise). Decisions that change nothing held are always allowed.
+pub fn authorised(decision: &VersionDecision, held: &[HeldVersion], requester: &Origin) -> bool {
+    let target = match decision {
+        VersionDecision::Replace { previous, .. } => previous,
+        VersionDecision::Delete { target, .. } => target,
+        _ => return true,
+    };
+    find(held, target)
+        .and_then(|h| h.origin.as_ref())
+        .is_none_or(|origin| origin.allows(requester))
 }
 
 /// The version facts of a received document.
@@ -290,6 +347,7 @@ mod tests {
             patient: "P1".into(),
             state,
             sha1: Some("aa".into()),
+            origin: None,
         }
     }
 

@@ -13,7 +13,7 @@ use mss_engine::process::{
     Action, DocumentOutcome, Input, Notification, Options, Processed, State, apply_to_history,
     process,
 };
-use mss_engine::versions::{HeldState, HeldVersion};
+use mss_engine::versions::{HeldState, HeldVersion, Origin};
 use mss_model::IdentityStatus;
 use support::*;
 
@@ -57,6 +57,7 @@ fn held(root: &str, version: u32, state: HeldState) -> HeldVersion {
         patient: "P1".into(),
         state,
         sha1: None,
+        origin: None,
     }
 }
 
@@ -321,6 +322,82 @@ fn replacement_of_a_version_we_do_not_hold_is_900() {
             ..
         }
     ));
+}
+
+/// The held version as the shell reads it: with the origin of its CDA header.
+fn held_by(doc: &Doc, state: HeldState) -> HeldVersion {
+    let header = mss_docs::cda::parse_header(&doc.xml()).expect("our CDA");
+    HeldVersion {
+        origin: Some(Origin::from_header(&header)),
+        ..held(&doc.id, doc.version, state)
+    }
+}
+
+#[test]
+fn only_the_author_or_their_organisation_may_replace_or_delete_901() {
+    let v1 = Doc::new("g.1").by("10001", "20001");
+    let patients = [patient("P1", IdentityStatus::Qual)];
+    let history = [held_by(&v1, HeldState::Current)];
+    let cases = [
+        (
+            "a colleague of the same organisation",
+            "10002",
+            "20001",
+            None,
+        ),
+        (
+            "the author from another organisation",
+            "10001",
+            "20002",
+            None,
+        ),
+        (
+            "someone else elsewhere",
+            "10003",
+            "20003",
+            Some(ErrorCode::AuthorNotAuthorised),
+        ),
+    ];
+    for (n, (who, rpps, finess, expected)) in cases.into_iter().enumerate() {
+        let v2 = Doc::new("g.2").version(2, Some("g.1")).by(rpps, finess);
+        let delete = v1.clone().by(rpps, finess);
+        for (doc, action) in [(v2, XdmAction::Replace), (delete, XdmAction::Delete)] {
+            let raw = message(
+                &format!("m9.{n}.{action:?}@hopital.mssante.fr"),
+                &[doc.xml()],
+                Some(action),
+                true,
+            );
+            let p = run(&raw, &patients, &history, &options());
+            assert_eq!(
+                p.documents[0].outcome.error_code(),
+                expected,
+                "{who}, {action:?}: {:?}",
+                p.documents[0].outcome
+            );
+            if expected.is_some() {
+                assert_eq!(stores(&p), 0, "{who}");
+                assert!(matches!(
+                    p.ack,
+                    AckPlan::Mdn {
+                        outcome: MdnOutcome::Failed(ErrorCode::AuthorNotAuthorised),
+                        ..
+                    }
+                ));
+            }
+        }
+    }
+    // A held version whose author has no id cannot be checked: not refused for it.
+    let anonymous = [held_by(&Doc::new("g.1"), HeldState::Current)];
+    let v2 = Doc::new("g.2").version(2, Some("g.1")).by("10003", "20003");
+    let raw = message(
+        "m9.anon@hopital.mssante.fr",
+        &[v2.xml()],
+        Some(XdmAction::Replace),
+        true,
+    );
+    let p = run(&raw, &patients, &anonymous, &options());
+    assert_eq!(stores(&p), 1, "{:?}", p.documents[0].outcome);
 }
 
 #[test]

@@ -109,6 +109,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                         patient: format!("P{owner}"),
                         state,
                         sha1: None,
+                        origin: None,
                     })
                     .collect();
                 Scenario {

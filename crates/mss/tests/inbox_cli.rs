@@ -258,6 +258,31 @@ fn a_deletion_asked_by_the_sender_waits_for_confirmation() {
 }
 
 #[test]
+fn only_the_author_or_their_organisation_may_delete_a_document() {
+    let e = env();
+    let cda = fixture("n3_default_ns.xml");
+    e.add_patient_of(&cda, "QUAL");
+    assert_eq!(
+        e.import(&e.pack("v1.zip", &[&cda], None))["state"],
+        "integrated"
+    );
+    // The same document, as if another doctor of another practice asked for its deletion.
+    let original = std::fs::read_to_string(&cda).unwrap();
+    let stranger = original
+        .replace("810000000001", "810000000099")
+        .replace("810000000002", "810000000098")
+        .replace("1000000001", "1000000099");
+    assert_ne!(stranger, original);
+    let forged = e.dir.path().join("forged.xml");
+    std::fs::write(&forged, stranger).unwrap();
+    let del = e.import(&e.pack("del.zip", &[&forged], Some("delete")));
+    assert_eq!(del["state"], "failed", "{del}");
+    assert_eq!(del["code"], 901, "{del}");
+    let docs = e.json(&["documents", "--matricule", "185057505612388", "--json"]);
+    assert_eq!(docs[0]["versions"][0]["state"], "current", "{docs}");
+}
+
+#[test]
 fn a_broken_archive_is_failed_with_its_code() {
     let e = env();
     let bad = e.dir.path().join("bad.zip");

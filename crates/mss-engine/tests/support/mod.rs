@@ -22,6 +22,8 @@ pub struct Doc {
     pub ins: Option<String>,
     pub birth_name: String,
     pub birthplace: Option<String>,
+    /// The author's RPPS and their organisation's FINESS, when the document names them.
+    pub author: Option<(String, String)>,
 }
 
 impl Doc {
@@ -34,7 +36,13 @@ impl Doc {
             ins: Some(INS.into()),
             birth_name: "PAT-TROIS".into(),
             birthplace: Some("51215".into()),
+            author: None,
         }
+    }
+
+    pub fn by(mut self, rpps: &str, finess: &str) -> Self {
+        self.author = Some((rpps.into(), finess.into()));
+        self
     }
 
     pub fn version(mut self, version: u32, replaces: Option<&str>) -> Self {
@@ -59,6 +67,11 @@ impl Doc {
             .as_ref()
             .map(|r| format!(r#"<relatedDocument typeCode="RPLC"><parentDocument><id root="{r}"/></parentDocument></relatedDocument>"#))
             .unwrap_or_default();
+        let author = self
+            .author
+            .as_ref()
+            .map(|(rpps, finess)| format!(r#"<author><time value="20251124120000+0100"/><assignedAuthor><id root="1.2.250.1.71.4.2.1" extension="8{rpps}"/><representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1{finess}"/></representedOrganization></assignedAuthor></author>"#))
+            .unwrap_or_default();
         format!(
             r#"<?xml version="1.0" encoding="UTF-8"?>
 <ClinicalDocument xmlns="urn:hl7-org:v3">
@@ -78,6 +91,7 @@ impl Doc {
       {birthplace}
     </patient>
   </patientRole></recordTarget>
+  {author}
   {replaces}
   <component><structuredBody/></component>
 </ClinicalDocument>"#,
