@@ -171,7 +171,7 @@ fn person<'a>(sandbox: &'a Sandbox, national_id: &str) -> Result<&'a Professiona
         .ok_or_else(|| anyhow!("the sandbox has no professional {national_id}"))
 }
 
-fn patient<'a>(sandbox: &'a Sandbox, index: usize) -> Result<&'a Patient> {
+fn patient(sandbox: &Sandbox, index: usize) -> Result<&Patient> {
     sandbox
         .info
         .patients
