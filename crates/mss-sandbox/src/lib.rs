@@ -17,6 +17,7 @@ pub mod pki;
 pub mod psc;
 mod random;
 mod space;
+pub mod submit;
 
 pub use error::SandboxError;
 pub use space::{

@@ -40,6 +40,9 @@ pub enum Command {
     Directory(DirectoryCommand),
     /// Start the local MSSanté trust space (test PKI, Pro Santé Connect, operator, autoconfig).
     Sandbox(SandboxArgs),
+    /// The sandbox and mss together: demo patients, mails from other professionals, the
+    /// engine filing them and the worklist, until Ctrl-C.
+    Demo(DemoArgs),
     /// Run the conformance checks against the sandbox, with mss or another software as client.
     Conformance(ConformanceArgs),
     /// The patients mss files documents for (INS, traits, identity status).
@@ -259,6 +262,19 @@ pub enum ConformanceClient {
     Mss,
     /// Another software, driven by a person following the printed instructions.
     Other,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory of the demo: mss.toml, mss-data and the sandbox (reused at each start).
+    #[arg(long, default_value = "mss-demo")]
+    pub dir: PathBuf,
+    /// First of the sandbox's ten consecutive ports (see `mss sandbox`); free ports when absent.
+    #[arg(long)]
+    pub port_base: Option<u16>,
+    /// Deliver, file, print the worklist and exit instead of following new mail.
+    #[arg(long, visible_alias = "no-wait")]
+    pub once: bool,
 }
 
 #[derive(Debug, Args)]

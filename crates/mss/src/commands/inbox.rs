@@ -331,20 +331,7 @@ pub fn inbox(config: &Path, args: InboxArgs) -> Result<()> {
     let config = Config::load(config)?;
     runtime()?.block_on(async {
         let store = open_store(&config).await?;
-        let items = store.worklist(args.open, args.limit).await?;
-        // A message with documents is shown by its documents.
-        let with_docs: std::collections::HashSet<i64> = items
-            .iter()
-            .filter(|i| !i.item_key.is_empty())
-            .map(|i| i.message)
-            .collect();
-        let mut out = Vec::new();
-        for item in items
-            .iter()
-            .filter(|i| !(i.item_key.is_empty() && with_docs.contains(&i.message)))
-        {
-            out.push(describe(&store, item).await?);
-        }
+        let out = worklist_items(&store, args.open, args.limit).await?;
         let notifications = store.unread_notifications(args.limit).await?;
         if args.mark_read {
             let now = now_local();
@@ -374,29 +361,59 @@ pub fn inbox(config: &Path, args: InboxArgs) -> Result<()> {
         for n in &notifications {
             println!("* {}", n.text);
         }
-        for i in &out {
-            let code = i.code.map(|c| format!(" {c}")).unwrap_or_default();
-            println!(
-                "{:>5}  {}{}  {}  {}  {}",
-                i.item,
-                i.state,
-                code,
-                i.sender_shown.as_deref().unwrap_or("-"),
-                i.document_title
-                    .as_deref()
-                    .or(i.subject.as_deref())
-                    .unwrap_or(""),
-                i.patient_shown.as_deref().unwrap_or("")
-            );
-            if let Some(reason) = &i.reason {
-                println!("       {reason}");
-            }
-            for c in &i.candidates {
-                println!("       candidat {} ({:.2}) {}", c.patient, c.score, c.name);
-            }
-        }
+        print_items(&out);
         Ok(())
     })
+}
+
+/// The worklist's items; a message with documents is shown by its documents.
+async fn worklist_items(store: &Store, open: bool, limit: u32) -> Result<Vec<InboxItem>> {
+    let items = store.worklist(open, limit).await?;
+    let with_docs: std::collections::HashSet<i64> = items
+        .iter()
+        .filter(|i| !i.item_key.is_empty())
+        .map(|i| i.message)
+        .collect();
+    let mut out = Vec::new();
+    for item in items
+        .iter()
+        .filter(|i| !(i.item_key.is_empty() && with_docs.contains(&i.message)))
+    {
+        out.push(describe(store, item).await?);
+    }
+    Ok(out)
+}
+
+fn print_items(items: &[InboxItem]) {
+    for i in items {
+        let code = i.code.map(|c| format!(" {c}")).unwrap_or_default();
+        println!(
+            "{:>5}  {}{}  {}  {}  {}",
+            i.item,
+            i.state,
+            code,
+            i.sender_shown.as_deref().unwrap_or("-"),
+            i.document_title
+                .as_deref()
+                .or(i.subject.as_deref())
+                .unwrap_or(""),
+            i.patient_shown.as_deref().unwrap_or("")
+        );
+        if let Some(reason) = &i.reason {
+            println!("       {reason}");
+        }
+        for c in &i.candidates {
+            println!("       candidat {} ({:.2}) {}", c.patient, c.score, c.name);
+        }
+    }
+}
+
+/// Prints the worklist the way `mss inbox` does (`mss demo` shows it once mail is filed);
+/// returns how many items it printed.
+pub(super) async fn print_worklist(store: &Store, open: bool, limit: u32) -> Result<usize> {
+    let items = worklist_items(store, open, limit).await?;
+    print_items(&items);
+    Ok(items.len())
 }
 
 #[derive(Serialize)]

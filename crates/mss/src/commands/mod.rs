@@ -3,6 +3,7 @@
 mod cda;
 mod compose;
 mod conformance;
+mod demo;
 mod directory;
 mod inbox;
 mod patient;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Directory(command) => directory::run(command),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Conformance(args) => conformance::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Patient(command) => patient::run(&cli.config, command),
         Command::Run(args) => run::run(&cli.config, args),
         Command::Inbox(args) => inbox::inbox(&cli.config, args),
