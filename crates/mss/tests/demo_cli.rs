@@ -181,6 +181,14 @@ fn demo_once_files_every_case_answers_mdns_and_a_second_start_adds_nothing() {
     let broken: Vec<&Value> = items.iter().filter(|i| i["code"] == 906).collect();
     assert_eq!(broken.len(), 1, "{inbox:#}");
     assert_eq!(broken[0]["state"], "failed");
+    // The XDM/1.0/DDM+ prefix is never shown, even on a message that could not be read (UX.28).
+    assert!(
+        broken[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("CR de consultation")),
+        "{:#}",
+        broken[0]
+    );
     // A patient's message shows the patient by name and INS (SC.MSS/UX.31).
     let from_patient = items
         .iter()

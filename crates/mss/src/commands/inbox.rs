@@ -304,7 +304,8 @@ async fn describe(store: &Store, item: &WorklistItem) -> Result<InboxItem> {
             }
         },
         sender_shown: seen.as_ref().and_then(|p| p.sender_label.clone()),
-        subject: received.and_then(|r| r.message.subject.clone()),
+        // Shown as the engine shows it: without `XDM/1.0/DDM+` (UX.28).
+        subject: received.map(|r| r.display_subject.clone()),
         document_title: header
             .and_then(|h| h.title.clone())
             .or_else(|| doc.and_then(|d| d.title.clone())),
