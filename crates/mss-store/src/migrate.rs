@@ -12,16 +12,30 @@ use std::borrow::Cow;
 
 /// (version, description, SQL) for each backend, in order. Never edit an applied file:
 /// add a new one (sqlx refuses to start when an applied migration's checksum changes).
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/sqlite/0001_initial.sql"),
-)];
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "outbox reports",
+        include_str!("../migrations/sqlite/0002_outbox_reports.sql"),
+    ),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "outbox reports",
+        include_str!("../migrations/postgres/0002_outbox_reports.sql"),
+    ),
+];
 
 fn migrator(backend: Backend) -> Migrator {
     let files = match backend {

@@ -5,6 +5,7 @@ mod compose;
 mod conformance;
 mod directory;
 mod inbox;
+mod outbox;
 mod patient;
 mod run;
 mod sandbox;
@@ -14,6 +15,7 @@ mod xdm;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
+pub use outbox::Queued;
 use std::io::Write;
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -36,6 +38,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::DeleteDocument(args) => inbox::delete_document(&cli.config, args),
         Command::ImportXdm(args) => inbox::import_xdm(&cli.config, args),
         Command::Acknowledge(args) => inbox::acknowledge(&cli.config, args),
+        Command::Outbox(args) => outbox::run(&cli.config, args),
         Command::Trace(command) => trace::run(&cli.config, command),
     }
 }
