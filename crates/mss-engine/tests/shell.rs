@@ -715,7 +715,7 @@ async fn a_failure_mdn_is_linked_to_the_message_we_sent() {
         reporting_ua: "autre logiciel",
         message_id: "mdn-1@hopital.mssante.fr",
         date: 1_764_000_100,
-        nil: None,
+        nil: Some("NIL-AUTRE"),
     })
     .unwrap();
     let out = b.receive(1, &mdn).await;
