@@ -224,7 +224,7 @@ fn add_patient_of(env: &Env, cda: &Path) {
     let v = env.json(&["cda", "inspect", cda.to_str().unwrap()]);
     let p = &v["patient"];
     let s = |k: &str| p[k].as_str().unwrap().trim().to_owned();
-    let args = [
+    let mut args = vec![
         "patient".to_owned(),
         "add".into(),
         "--json".into(),
@@ -243,6 +243,13 @@ fn add_patient_of(env: &Env, cda: &Path) {
         "--status".into(),
         "QUAL".into(),
     ];
+    // Every trait the document states: an exact match files automatically.
+    if let Some(g) = p["given_names"].as_str() {
+        args.extend(["--given-names".into(), g.into()]);
+    }
+    if let Some(b) = p["birthplace_code"].as_str() {
+        args.extend(["--birthplace".into(), b.into()]);
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     env.ok(&args);
 }
