@@ -66,6 +66,8 @@ pub enum MessageKind {
 pub struct DsnRecipient {
     /// `Final-Recipient` address (type prefix removed).
     pub recipient: String,
+    /// `Original-Recipient` address (type prefix removed): the address as we wrote it.
+    pub original_recipient: Option<String>,
     /// `Action`, lower-case: `failed`, `delayed`, `delivered`, `relayed`, `expanded`.
     pub action: String,
     /// `Status`, e.g. `5.1.1`.
@@ -89,6 +91,8 @@ pub enum Report {
     Dsn {
         /// Message-ID of our message when the DSN quotes its headers.
         original_message_id: Option<String>,
+        /// `Original-Envelope-Id`: the ENVID we gave at submission.
+        envelope_id: Option<String>,
         recipients: Vec<DsnRecipient>,
     },
 }
@@ -311,19 +315,30 @@ fn strip_type(value: &str) -> String {
 fn dsn_report(message: &IncomingMessage) -> Report {
     let mut recipients = Vec::new();
     let mut original_message_id = None;
+    let mut envelope_id = None;
     for attachment in &message.attachments {
         let text =
             String::from_utf8_lossy(&attachment.bytes[..attachment.bytes.len().min(64 * 1024)]);
         if is_delivery_status(attachment) {
             let mut current: Option<DsnRecipient> = None;
+            // `Original-Recipient` comes before the `Final-Recipient` of its group.
+            let mut original: Option<String> = None;
             for (name, value) in fields(&text, 4 * MAX_DSN_RECIPIENTS) {
                 match name.as_str() {
+                    "original-envelope-id" if envelope_id.is_none() => {
+                        envelope_id = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+                    }
+                    "original-recipient" => {
+                        original = Some(strip_type(&value)).filter(|v| !v.is_empty());
+                    }
+                    "" => original = None,
                     "final-recipient" => {
                         if let Some(done) = current.take() {
                             recipients.push(done);
                         }
                         current = Some(DsnRecipient {
                             recipient: strip_type(&value),
+                            original_recipient: original.take(),
                             action: String::new(),
                             status: None,
                             diagnostic: None,
@@ -373,6 +388,7 @@ fn dsn_report(message: &IncomingMessage) -> Report {
     }
     Report::Dsn {
         original_message_id,
+        envelope_id,
         recipients,
     }
 }
@@ -432,11 +448,12 @@ mod tests {
 
     #[test]
     fn dsn_is_read() {
-        let raw = b"From: MAILER-DAEMON@op.mssante.fr\r\nTo: bal@hopital.mssante.fr\r\nSubject: Undelivered Mail\r\nMessage-ID: <d1@op>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; op.mssante.fr\r\n\r\nFinal-Recipient: rfc822; nobody@patient.mssante.fr\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 no such\r\n  mailbox\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <sent-1@hopital.mssante.fr>\r\nSubject: x\r\n--b--\r\n";
+        let raw = b"From: MAILER-DAEMON@op.mssante.fr\r\nTo: bal@hopital.mssante.fr\r\nSubject: Undelivered Mail\r\nMessage-ID: <d1@op>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; op.mssante.fr\r\nOriginal-Envelope-Id: 12.ab34\r\n\r\nOriginal-Recipient: rfc822;Nobody@patient.mssante.fr\r\nFinal-Recipient: rfc822; nobody@patient.mssante.fr\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 no such\r\n  mailbox\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <sent-1@hopital.mssante.fr>\r\nSubject: x\r\n--b--\r\n";
         let r = classify(raw).unwrap();
         assert_eq!(r.kind, MessageKind::Dsn);
         let Some(Report::Dsn {
             original_message_id,
+            envelope_id,
             recipients,
         }) = &r.report
         else {
@@ -446,8 +463,13 @@ mod tests {
             original_message_id.as_deref(),
             Some("sent-1@hopital.mssante.fr")
         );
+        assert_eq!(envelope_id.as_deref(), Some("12.ab34"));
         assert_eq!(recipients.len(), 1);
         assert_eq!(recipients[0].recipient, "nobody@patient.mssante.fr");
+        assert_eq!(
+            recipients[0].original_recipient.as_deref(),
+            Some("Nobody@patient.mssante.fr")
+        );
         assert_eq!(recipients[0].action, "failed");
         assert_eq!(recipients[0].status.as_deref(), Some("5.1.1"));
         assert_eq!(

@@ -26,6 +26,7 @@ pub mod acknowledge;
 pub mod classify;
 pub mod matching;
 pub mod process;
+mod reports;
 pub mod shell;
 pub mod versions;
 

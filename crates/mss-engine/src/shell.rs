@@ -20,8 +20,8 @@ use mss_docs::mdn::{ErrorCode, MdnOutcome};
 use mss_docs::xdm::XdmPackage;
 use mss_model::{Matricule, MssAddress};
 use mss_store::{
-    FailureCode, InsertOutcome, MailboxKind, MessageKey, NewNotification, NewTrace, NewVersion,
-    NotificationKind, Store, StoreError, VersionState, WorkState,
+    Enqueued, FailureCode, InsertOutcome, MailboxKind, MessageKey, NewNotification, NewOutboxItem,
+    NewTrace, NewVersion, NotificationKind, OutboxKind, Store, StoreError, VersionState, WorkState,
 };
 use time::OffsetDateTime;
 
@@ -114,17 +114,17 @@ pub struct Shell {
 }
 
 /// Per-message context while executing actions.
-struct Run<'a> {
-    message: i64,
-    mailbox_id: i64,
-    mailbox: &'a str,
-    message_id: Option<String>,
-    raw: &'a [u8],
+pub(crate) struct Run<'a> {
+    pub(crate) message: i64,
+    pub(crate) mailbox_id: i64,
+    pub(crate) mailbox: &'a str,
+    pub(crate) message_id: Option<String>,
+    pub(crate) raw: &'a [u8],
     /// When the message was first stored: acknowledgements queued since are looked up
     /// from there.
-    stored_at: OffsetDateTime,
-    now: OffsetDateTime,
-    author: &'a str,
+    pub(crate) stored_at: OffsetDateTime,
+    pub(crate) now: OffsetDateTime,
+    pub(crate) author: &'a str,
 }
 
 impl Shell {
@@ -639,6 +639,7 @@ impl Shell {
                     "ok",
                 )
                 .await?;
+                crate::reports::link(self, run, report).await?;
             }
             Action::Trace { event, detail } => {
                 // The engine's details name the document by index and the patient by
@@ -690,16 +691,28 @@ impl Shell {
             nil: self.config.nil.as_deref(),
         };
         let bytes = acknowledge::build(plan, received, run.raw, &ctx)?;
-        let id = self
+        // The Message-ID is the same whoever decides the message, and the outbox holds
+        // one item per Message-ID: two processes deciding it at once queue one answer.
+        let queued = self
             .store
-            .enqueue(
-                run.mailbox_id,
-                &message_id,
-                &[to.to_owned()],
-                &bytes,
+            .enqueue_item(
+                &NewOutboxItem {
+                    mailbox: run.mailbox_id,
+                    kind: OutboxKind::Acknowledgement,
+                    message_id: &message_id,
+                    subject: Some(received.display_subject.as_str()),
+                    recipients: &[to.to_owned()],
+                    raw: &bytes,
+                    dsn: None,
+                },
                 run.now,
             )
             .await?;
+        let Enqueued::New(id) = queued else {
+            self.trace(run, "ack.already_queued", None, None, None, "ok")
+                .await?;
+            return Ok(None);
+        };
         self.trace(
             run,
             "ack.queued",
@@ -840,7 +853,7 @@ impl Shell {
         Ok(out)
     }
 
-    async fn notify(
+    pub(crate) async fn notify(
         &self,
         run: &Run<'_>,
         kind: NotificationKind,
@@ -863,7 +876,7 @@ impl Shell {
         Ok(())
     }
 
-    async fn trace(
+    pub(crate) async fn trace(
         &self,
         run: &Run<'_>,
         action: &str,

@@ -596,3 +596,187 @@ async fn two_processes_deciding_the_same_message_at_once_file_it_once() {
     );
     assert!(b.store().verify_traces().await.unwrap().is_intact());
 }
+
+/// Two shells deciding the same message at the same moment, on `url`: one answer queued.
+async fn race_for_the_acknowledgement(url: &str) {
+    let a = Shell::new(Store::open(url).await.unwrap(), config(false));
+    let b = Shell::new(Store::open(url).await.unwrap(), config(false));
+    a.store()
+        .add_patient(
+            &NewPatient {
+                ins: Some(Ins::new(INS, OID_TEST).unwrap()),
+                traits: traits(),
+                status: IdentityStatus::Qual,
+                local_ids: vec![],
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    let bal = MssAddress::parse("dpi@clinique.mssante.fr").unwrap();
+    for round in 0..4u32 {
+        let raw = message(
+            &format!("race{round}@hopital.mssante.fr"),
+            &[Doc::new(&format!("r.{round}")).xml()],
+            None,
+            true,
+        );
+        let incoming = Incoming {
+            mailbox: &bal,
+            kind: MailboxKind::App,
+            folder: "INBOX",
+            uidvalidity: 7,
+            uid: round + 1,
+            raw: &raw,
+        };
+        let (one, two) = tokio::join!(a.receive(&incoming, now()), b.receive(&incoming, now()));
+        let (one, two) = (one.unwrap(), two.unwrap());
+        assert_eq!(
+            one.outbox.len() + two.outbox.len(),
+            1,
+            "round {round}: {one:?} {two:?}"
+        );
+    }
+    let items = a.store().list_outbox(100).await.unwrap();
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert!(
+        items
+            .iter()
+            .all(|i| i.kind == mss_store::OutboxKind::Acknowledgement)
+    );
+    a.store().close().await;
+    b.store().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_shells_on_one_sqlite_file_queue_one_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("mss.db").display());
+    race_for_the_acknowledgement(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_shells_on_one_postgres_database_queue_one_acknowledgement() {
+    let Some(pg) = tokio::task::spawn_blocking(mss_testkit::postgres::Postgres::start_or_skip)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    race_for_the_acknowledgement(&pg.create_database("shell_ack_race")).await;
+}
+
+/// A message we sent, as `mss send` queues it.
+async fn sent_message(b: &Bench, message_id: &str, to: &[String]) -> i64 {
+    let mailbox = b
+        .store()
+        .ensure_mailbox(&b.bal, MailboxKind::App, now())
+        .await
+        .unwrap();
+    b.store()
+        .enqueue_item(
+            &mss_store::NewOutboxItem {
+                mailbox: mailbox.id,
+                kind: mss_store::OutboxKind::Message,
+                message_id,
+                subject: Some("CR de biologie"),
+                recipients: to,
+                raw: b"sent bytes",
+                dsn: Some("failure,delay"),
+            },
+            now(),
+        )
+        .await
+        .unwrap()
+        .id()
+}
+
+#[tokio::test]
+async fn a_failure_mdn_is_linked_to_the_message_we_sent() {
+    use mss_docs::mdn::{ErrorCode, MdnOutcome, MdnRequest, build_mdn};
+    let b = bench().await;
+    let to = vec!["dpi@hopital.mssante.fr".to_owned()];
+    let item = sent_message(&b, "<sent-1@clinique.mssante.fr>", &to).await;
+    let original = message(
+        "sent-1@clinique.mssante.fr",
+        &[Doc::new("m.1").xml()],
+        None,
+        true,
+    );
+    let mdn = build_mdn(&MdnRequest {
+        reporting_bal: "dpi@hopital.mssante.fr",
+        reporting_name: None,
+        notify: "dpi@clinique.mssante.fr",
+        original_recipient: None,
+        original_message_id: "sent-1@clinique.mssante.fr",
+        original_subject: "CR de biologie",
+        original_message: &original,
+        outcome: MdnOutcome::Failed(ErrorCode::UnknownPatient),
+        reporting_ua: "autre logiciel",
+        message_id: "mdn-1@hopital.mssante.fr",
+        date: 1_764_000_100,
+        nil: Some("NIL-AUTRE"),
+    })
+    .unwrap();
+    let out = b.receive(1, &mdn).await;
+    assert!(out.outbox.is_empty(), "a report is never answered");
+    let reports = b.store().reports_for(item).await.unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].recipient, "dpi@hopital.mssante.fr");
+    assert_eq!(reports[0].state, mss_store::DeliveryState::Failed);
+    assert_eq!(reports[0].status.as_deref(), Some("902"));
+    assert!(
+        reports[0]
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("patient"),
+        "{reports:?}"
+    );
+    let notes = b.store().unread_notifications(10).await.unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.text.contains("n'a pas pu intégrer") && n.text.contains("CR de biologie")),
+        "{notes:?}"
+    );
+    assert!(b.actions().await.contains(&"report.linked".to_owned()));
+    // Seen again (another UID), nothing is recorded twice.
+    b.receive(2, &mdn).await;
+    assert_eq!(b.store().reports_for(item).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_dsn_links_by_its_envelope_id_and_an_unknown_one_is_kept() {
+    let b = bench().await;
+    let to = vec!["000000000000000@patient.mssante.fr".to_owned()];
+    let item = sent_message(&b, "bounced@clinique.mssante.fr", &to).await;
+    let envid = mss_store::envelope_id(item, "bounced@clinique.mssante.fr");
+    // No quoted headers: only the ENVID names our message.
+    let dsn = |envid: &str, id: &str| {
+        format!(
+            "From: MAILER-DAEMON@op.mssante.fr\r\nTo: dpi@clinique.mssante.fr\r\nSubject: Undelivered\r\nMessage-ID: <{id}@op>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; op.mssante.fr\r\nOriginal-Envelope-Id: {envid}\r\n\r\nFinal-Recipient: rfc822; 000000000000000@patient.mssante.fr\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 patient inconnu\r\n--b--\r\n"
+        )
+        .into_bytes()
+    };
+    b.receive(1, &dsn(&envid, "d1")).await;
+    let reports = b.store().reports_for(item).await.unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].state, mss_store::DeliveryState::Failed);
+    assert_eq!(reports[0].status.as_deref(), Some("5.1.1"));
+    assert_eq!(reports[0].kind, mss_store::ReportKind::Dsn);
+    // An ENVID of ours that does not match the item (another database), and none at all.
+    b.receive(2, &dsn(&format!("mss.{item}.000000000000"), "d2"))
+        .await;
+    b.receive(3, &dsn("theirs-42", "d3")).await;
+    assert_eq!(b.store().reports_for(item).await.unwrap().len(), 1);
+    let unlinked = b.store().list_reports(true, 10).await.unwrap();
+    assert_eq!(unlinked.len(), 2, "kept, not an error: {unlinked:?}");
+    let traces = b.store().list_traces(&Default::default()).await.unwrap();
+    let linked: Vec<&str> = traces
+        .iter()
+        .filter(|t| t.action == "report.linked")
+        .map(|t| t.outcome.as_str())
+        .collect();
+    assert_eq!(linked, ["ok", "unlinked", "unlinked"]);
+}

@@ -23,6 +23,7 @@ mod migrate;
 mod notifications;
 mod outbox;
 mod patients;
+mod sent;
 mod trace_chain;
 mod traces;
 mod worklist;
@@ -34,8 +35,12 @@ pub use messages::{
     Attachment, InsertOutcome, MessageKey, NewAttachment, StoredMessage, normalize_message_id,
 };
 pub use notifications::{NewNotification, Notification, NotificationKind};
-pub use outbox::{OutboxItem, OutboxState};
+pub use outbox::{Enqueued, NewOutboxItem, OutboxItem, OutboxKind, OutboxState, envelope_id};
 pub use patients::{Candidate, NewPatient, Patient};
+pub use sent::{
+    DeliveryReport, DeliveryState, NewReport, NewSentDocument, RecipientDelivery, ReportKind,
+    SentAction, SentDocument, delivery_by_recipient,
+};
 pub use trace_chain::{GENESIS_HASH, TraceFields};
 pub use traces::{
     DEFAULT_TRACE_RETENTION_DAYS, MAX_FIELD_CHARS, NewTrace, PruneReport, TraceBreak, TraceEntry,

@@ -12,22 +12,40 @@ use std::borrow::Cow;
 
 /// (version, description, SQL) for each backend, in order. Never edit an applied file:
 /// add a new one (sqlx refuses to start when an applied migration's checksum changes).
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/sqlite/0001_initial.sql"),
-)];
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "outbox reports",
+        include_str!("../migrations/sqlite/0002_outbox_reports.sql"),
+    ),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "outbox reports",
+        include_str!("../migrations/postgres/0002_outbox_reports.sql"),
+    ),
+];
 
 fn migrator(backend: Backend) -> Migrator {
     let files = match backend {
         Backend::Sqlite => SQLITE,
         Backend::Postgres => POSTGRES,
     };
+    migrator_of(files)
+}
+
+fn migrator_of(files: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
         files
             .iter()
@@ -59,6 +77,86 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database at version 1 holding the same acknowledgement queued twice (possible
+    /// before the unique index) is brought to version 2 without losing a row.
+    async fn upgrade_keeps_duplicate_acknowledgements(url: &str, backend: Backend) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .unwrap();
+        let files = match backend {
+            Backend::Sqlite => SQLITE,
+            Backend::Postgres => POSTGRES,
+        };
+        migrator_of(&files[..1]).run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO mailboxes (address, kind, created_ms) VALUES ('bal@h.mssante.fr', 'PER', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for _ in 0..2 {
+            sqlx::query(
+                "INSERT INTO outbox (mailbox_id, message_id, recipients, raw, state, attempts, next_attempt_ms, created_ms) \
+                 SELECT id, 'ack.1@h', '[\"x@h.mssante.fr\"]', $1, 'sent', 1, 0, 0 FROM mailboxes",
+            )
+            .bind(b"raw".as_slice())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        run(&pool, backend).await.unwrap();
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, message_id, kind FROM outbox ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].1, "ack.1@h");
+        assert_eq!(rows[1].1, format!("ack.1@h duplicate {}", rows[1].0));
+        assert!(rows.iter().all(|r| r.2 == "acknowledgement"));
+        // New rows continue after the copied ids, and the Message-ID is now unique.
+        let insert = "INSERT INTO outbox (mailbox_id, kind, message_id, recipients, raw, state, attempts, next_attempt_ms, created_ms) \
+                      SELECT id, 'message', $1, '[]', $2, 'pending', 0, 0, 0 FROM mailboxes RETURNING id";
+        let id: i64 = sqlx::query_scalar(insert)
+            .bind("new@h")
+            .bind(b"raw".as_slice())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(id > rows[1].0);
+        assert!(
+            sqlx::query_scalar::<_, i64>(insert)
+                .bind("ack.1@h")
+                .bind(b"raw".as_slice())
+                .fetch_one(&pool)
+                .await
+                .is_err()
+        );
+        pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_upgrade_keeps_duplicate_acknowledgements() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("v1.db").display());
+        upgrade_keeps_duplicate_acknowledgements(&url, Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_upgrade_keeps_duplicate_acknowledgements() {
+        let Some(pg) = tokio::task::spawn_blocking(mss_testkit::postgres::Postgres::start_or_skip)
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        let url = pg.create_database("upgrade_v1");
+        upgrade_keeps_duplicate_acknowledgements(&url, Backend::Postgres).await;
+    }
 
     /// The two schemas must describe the same tables: compare their table names.
     #[test]

@@ -60,6 +60,8 @@ pub enum Command {
     DeleteDocument(DeleteDocumentArgs),
     /// Send the acknowledgement (MDN or failure notice) offered for a message: a person agrees.
     Acknowledge(AcknowledgeArgs),
+    /// What was sent or waits to be sent, and what became of it at each recipient.
+    Outbox(OutboxArgs),
     /// File an IHE XDM zip received otherwise than by mail (same path as a message).
     ImportXdm(ImportXdmArgs),
     /// The tamper-evident trace journal.
@@ -412,9 +414,49 @@ pub struct SendArgs {
     /// Ask for delivery status notifications (DSN) on failure and delay.
     #[arg(long)]
     pub dsn: bool,
+    /// With --action: send even when the previous version was not sent by this software
+    /// (a document produced here but sent by other means).
+    #[arg(long, requires = "action")]
+    pub force: bool,
     /// Print the submission receipt as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub author: AuthorArg,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct OutboxArgs {
+    #[command(subcommand)]
+    pub command: Option<OutboxCommand>,
+    /// List the documents this software sent, with their versions, instead.
+    #[arg(long, conflicts_with = "reports")]
+    pub documents: bool,
+    /// List the delivery reports received (MDN, DSN), linked or not, instead.
+    #[arg(long)]
+    pub reports: bool,
+    /// Items shown at most.
+    #[arg(long, default_value_t = 200)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Try a queued, failed or cancelled message again at the next pass of `mss run`.
+    Retry(OutboxItemArgs),
+    /// Withdraw a queued or failed message: it will not be sent.
+    Cancel(OutboxItemArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OutboxItemArgs {
+    /// The outbox item (see `mss outbox`).
+    pub id: i64,
+    #[command(flatten)]
+    pub author: AuthorArg,
 }
 
 #[derive(Debug, Args)]

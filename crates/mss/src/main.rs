@@ -25,7 +25,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("mss: {err:#}");
-            ExitCode::FAILURE
+            // Not sent yet but safely queued: a caller may tell this from a failure.
+            if err.downcast_ref::<commands::Queued>().is_some() {
+                ExitCode::from(commands::Queued::EXIT_CODE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ mod conformance;
 mod demo;
 mod directory;
 mod inbox;
+mod outbox;
 mod patient;
 mod run;
 mod sandbox;
@@ -15,6 +16,7 @@ mod xdm;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
+pub use outbox::Queued;
 use std::io::Write;
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -38,6 +40,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::DeleteDocument(args) => inbox::delete_document(&cli.config, args),
         Command::ImportXdm(args) => inbox::import_xdm(&cli.config, args),
         Command::Acknowledge(args) => inbox::acknowledge(&cli.config, args),
+        Command::Outbox(args) => outbox::run(&cli.config, args),
         Command::Trace(command) => trace::run(&cli.config, command),
     }
 }

@@ -1,8 +1,10 @@
 //! `mss run [--once]`: every configured mailbox is synced, what arrives goes through the
-//! engine's shell (stored raw first, decided, filed), and the acknowledgements it queued
-//! are submitted. Exchanges with the operator are written to the store's trace journal.
+//! engine's shell (stored raw first, decided, filed), and the outbox is drained: the
+//! acknowledgements the shell queued and the messages `mss send` could not send at once.
+//! Exchanges with the operator are written to the store's trace journal.
 
 use super::inbox::{now_local, open_shell, outcome_json, runtime};
+use super::outbox::{Attempt, claim_and_send, shown_time};
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::operator::Operator;
@@ -12,7 +14,7 @@ use mss_model::MssAddress;
 use mss_store::{MailboxKind, NewTrace, Store};
 use mss_transport::bal::{BalConfig, BalKind};
 use mss_transport::imap::SyncState;
-use mss_transport::smtp::Envelope;
+use mss_transport::supervisor::RetryPolicy;
 use mss_transport::trace::{TraceEvent, TraceSink};
 use std::path::Path;
 use std::sync::Arc;
@@ -20,10 +22,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 const FOLDER: &str = "INBOX";
-/// Acknowledgements sent per pass at most (the rest waits for the next pass).
+/// Outbox items sent per pass at most (the rest waits for the next pass).
 const OUTBOX_BATCH: u32 = 100;
-/// After this many failed attempts an acknowledgement is given up (it stays listed).
-const MAX_ATTEMPTS: u32 = 8;
+/// While following, how often the outbox is looked at when nothing arrives.
+const OUTBOX_POLL: Duration = Duration::from_secs(60);
 
 /// Hands the transport's events to a task that appends them to the store: the transport
 /// records synchronously and must never wait on the database.
@@ -244,6 +246,11 @@ async fn once(
 ) -> Result<()> {
     let (bal, mut state) = prepare(shell, bal_config).await?;
     let operator = Operator::open_with_trace(config, bal_config, sink).await?;
+    // One pass: a few quick attempts, then the mailbox waits for the next run.
+    let operator = Operator {
+        client: operator.client.with_policy(RetryPolicy::once()),
+        psc: operator.psc,
+    };
     let result = async {
         let fetched = operator.client.fetch_new(FOLDER, &mut state, 100).await?;
         for (uid, size) in &fetched.oversized {
@@ -295,6 +302,9 @@ async fn follow(
                     save_state(shell, &bal, &last).await?;
                     drain_outbox(shell, &operator, &bal).await?;
                 }
+                () = tokio::time::sleep(OUTBOX_POLL) => {
+                    drain_outbox(shell, &operator, &bal).await?;
+                }
             }
         }
     };
@@ -302,57 +312,38 @@ async fn follow(
     result
 }
 
-/// Submits the acknowledgements queued for this mailbox, with a copy in Sent.
+/// Submits what is due in the outbox for this mailbox (acknowledgements and the user's
+/// messages), each claimed first so another process never sends it too. The first
+/// temporary failure ends the pass: the server is unlikely to take the next one.
 async fn drain_outbox(shell: &Shell, operator: &Operator, bal: &Bal) -> Result<()> {
     let store = shell.store();
-    let now = now_local();
-    for item in store.due(now, OUTBOX_BATCH).await? {
+    for item in store.due(now_local(), OUTBOX_BATCH).await? {
         if item.mailbox != bal.mailbox_id {
             continue;
         }
-        let envelope = Envelope::new(bal.address.as_str().to_owned(), item.recipients.clone());
-        let (outcome, response) = match operator.client.submit(&envelope, &item.raw).await {
-            Ok(receipt) => {
-                store.mark_sent(item.id, now_local()).await?;
-                if let Err(e) = operator.client.append_sent(&item.raw).await {
-                    eprintln!(
-                        "mss: warning: acknowledgement {} was sent, but its copy in Sent failed: {e}",
-                        item.message_id
-                    );
-                }
-                ("ok", receipt.reply)
-            }
-            Err(e) => {
-                let attempts = item.attempts + 1;
-                let retry = (attempts < MAX_ATTEMPTS)
-                    .then(|| now + time::Duration::minutes(5 * i64::from(attempts)));
-                store.mark_failed(item.id, &e.to_string(), retry).await?;
+        let attempt = claim_and_send(store, &operator.client, bal.address.as_str(), &item).await?;
+        match attempt {
+            Attempt::Sent { .. } | Attempt::NotClaimed => {}
+            Attempt::Failed { error } => {
                 eprintln!(
-                    "mss: warning: acknowledgement {} not sent ({e}){}",
+                    "mss: warning: {} {} refused, given up: {error}",
+                    item.kind.code(),
+                    item.message_id
+                );
+            }
+            Attempt::Retry { error, at } => {
+                eprintln!(
+                    "mss: warning: {} {} not sent ({error}){}",
+                    item.kind.code(),
                     item.message_id,
-                    if retry.is_some() {
-                        "; it will be retried"
-                    } else {
-                        "; given up"
+                    match at {
+                        Some(at) => format!("; next attempt at {}", shown_time(at)),
+                        None => "; given up after too many attempts".into(),
                     }
                 );
-                ("failure", e.to_string())
+                break;
             }
-        };
-        store
-            .append_trace(&NewTrace {
-                at: now_local(),
-                author: "mss",
-                action: "ack.sent",
-                mailbox: Some(bal.address.as_str()),
-                patient: None,
-                document: None,
-                message: Some(item.message_id.as_str()),
-                request: Some(format!("to={}", item.recipients.join(",")).as_str()),
-                response: Some(response.as_str()),
-                outcome,
-            })
-            .await?;
+        }
     }
     Ok(())
 }
