@@ -8,7 +8,7 @@
 
 use crate::error::Error;
 pub use crate::fsio::write_atomic;
-use crate::index::{Fields, HEADERS_FILE, document, register_tokenizers};
+use crate::index::{Fields, HEADERS_FILE, IndexDoc, register_tokenizers};
 use crate::line::{FileKind, Header, decode, fields, read_line};
 use crate::record::{Columns, Entry, EntryKind, Grouper, STRUCTURE_KEY};
 use crate::text::stable_hash;
@@ -18,7 +18,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tantivy::{Index, IndexSettings, IndexWriter, TantivyDocument};
+use tantivy::{Index, IndexSettings, IndexWriter};
 
 /// Name of the pointer file naming the live index.
 pub const CURRENT: &str = "current";
@@ -145,32 +145,21 @@ fn dir_size(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The counted keys are already hashes: no need to hash them again.
-#[derive(Default)]
-struct Identity(u64);
-
-impl std::hash::Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type HashIds = HashSet<u64, std::hash::BuildHasherDefault<Identity>>;
-
+/// Hashes of the people and structures seen, counted at the end: pushing
+/// to a list and sorting it once is cheaper than a million random inserts
+/// into a set.
 struct Counters {
     last_person: Option<u64>,
-    people: HashIds,
-    structures: HashIds,
+    people: Vec<u64>,
+    structures: Vec<u64>,
     mailboxes: u64,
     documents: u64,
+}
+
+fn distinct(mut hashes: Vec<u64>) -> u64 {
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes.len() as u64
 }
 
 fn build(
@@ -191,7 +180,7 @@ fn build(
         .map_err(|e| Error::Index(e.to_string()))?;
     register_tokenizers(&index);
     let per_thread = (opts.memory_bytes / opts.threads.max(1)).max(20 << 20);
-    let mut writer: IndexWriter<TantivyDocument> = index
+    let mut writer: IndexWriter<IndexDoc> = index
         .writer_with_num_threads(opts.threads.max(1), per_thread * opts.threads.max(1))
         .map_err(|e| Error::Index(e.to_string()))?;
     // No merges along the way: at most one, of the smallest, at the end.
@@ -200,8 +189,8 @@ fn build(
     let mut summaries = Vec::new();
     let mut counters = Counters {
         last_person: None,
-        people: HashIds::default(),
-        structures: HashIds::default(),
+        people: Vec::new(),
+        structures: Vec::new(),
         mailboxes: 0,
         documents: 0,
     };
@@ -251,8 +240,8 @@ fn build(
     Ok(ImportSummary {
         rows: summaries.iter().map(|s| s.rows).sum(),
         files: summaries,
-        people: counters.people.len() as u64,
-        structures: counters.structures.len() as u64,
+        people: distinct(counters.people),
+        structures: distinct(counters.structures),
         mailboxes: counters.mailboxes,
         documents: counters.documents,
         seconds: 0.0,
@@ -333,7 +322,7 @@ fn import_one(
     total: u64,
     reader: &mut dyn BufRead,
     fields_: &Fields,
-    writer: &IndexWriter<TantivyDocument>,
+    writer: &IndexWriter<IndexDoc>,
     headers: &mut Vec<Vec<String>>,
     counters: &mut Counters,
     progress: &mut dyn FnMut(&Progress),
@@ -356,7 +345,6 @@ fn import_one(
         recoded: 0,
     };
     let mut done: Vec<Entry> = Vec::new();
-    let mut scratch = String::new();
     let mut last_report = 0u64;
     loop {
         let (n, too_long) = read_line(reader, &mut buf).map_err(io)?;
@@ -380,7 +368,7 @@ fn import_one(
         }
         summary.rows += 1;
         for e in done.drain(..) {
-            add(fields_, writer, &e, &mut scratch, counters)?;
+            add(fields_, writer, e, counters)?;
         }
         if bytes - last_report >= 4 << 20 {
             last_report = bytes;
@@ -393,7 +381,7 @@ fn import_one(
         }
     }
     if let Some(e) = grouper.finish() {
-        add(fields_, writer, &e, &mut scratch, counters)?;
+        add(fields_, writer, e, counters)?;
     }
     progress(&Progress {
         file: name.to_owned(),
@@ -406,37 +394,33 @@ fn import_one(
 
 fn add(
     f: &Fields,
-    writer: &IndexWriter<TantivyDocument>,
-    e: &Entry,
-    scratch: &mut String,
+    writer: &IndexWriter<IndexDoc>,
+    e: Entry,
     c: &mut Counters,
 ) -> Result<(), Error> {
     match e.kind {
         EntryKind::Activity => {
-            // The rows of a person follow each other: no lookup for the
-            // same person again.
+            // The rows of a person follow each other: one push per person.
             let h = stable_hash(&e.key);
             if c.last_person != Some(h) {
                 c.last_person = Some(h);
-                c.people.insert(h);
+                c.people.push(h);
             }
-            if !e.site.is_empty() {
-                c.structures.insert(stable_hash(&e.site));
-            }
+            c.structures.extend(e.site);
         }
         EntryKind::Mailbox => {
             c.mailboxes += 1;
             if e.key.starts_with(STRUCTURE_KEY) {
-                c.structures.insert(stable_hash(&e.site));
+                c.structures.extend(e.site);
             } else {
-                c.people.insert(stable_hash(&e.key));
+                c.people.push(stable_hash(&e.key));
             }
         }
         EntryKind::Skill | EntryKind::Diploma => {}
     }
     c.documents += 1;
     writer
-        .add_document(document(f, e, scratch))
+        .add_document(IndexDoc::new(*f, e))
         .map_err(|e| Error::Index(e.to_string()))?;
     Ok(())
 }

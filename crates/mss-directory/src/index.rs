@@ -22,6 +22,7 @@ use tantivy::query::{
     EnableScoring, Explanation, Occur, PhrasePrefixQuery, Query as TQuery, Scorer, TermQuery,
     Weight,
 };
+use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
@@ -110,35 +111,107 @@ pub fn register_tokenizers(index: &Index) {
         .register(WS, WhitespaceTokenizer::default());
 }
 
-/// Builds the tantivy document of an entry. `scratch` is reused between calls.
-pub fn document(f: &Fields, e: &Entry, scratch: &mut String) -> TantivyDocument {
-    let mut doc = TantivyDocument::default();
-    match e.kind {
-        EntryKind::Skill | EntryKind::Diploma => {
-            doc.add_text(f.xkey, &e.key);
-        }
-        EntryKind::Activity | EntryKind::Mailbox => {
-            scratch.clear();
-            for w in &e.words {
-                scratch.push_str(w);
-                scratch.push(' ');
-            }
-            doc.add_text(f.word, scratch.as_str());
-            for t in &e.tags {
-                doc.add_text(f.tag, t);
-            }
-            doc.add_text(f.tag, format!("kind:{}", e.kind.tag()));
-            doc.add_text(f.key, &e.key);
-            if key_is_indexed(&e.key) {
-                doc.add_text(f.xkey, &e.key);
-            }
-            doc.add_u64(f.gid, stable_hash(&e.key));
+/// An entry as tantivy indexes it. Its strings go to tantivy as they are:
+/// building a `TantivyDocument` copied every word, tag and line once more.
+pub struct IndexDoc {
+    fields: Fields,
+    entry: Entry,
+    gid: u64,
+}
+
+impl IndexDoc {
+    pub fn new(fields: Fields, entry: Entry) -> Self {
+        Self {
+            gid: stable_hash(&entry.key),
+            fields,
+            entry,
         }
     }
-    doc.add_text(f.kind, e.kind.tag());
-    doc.add_u64(f.hdr, e.header);
-    doc.add_text(f.lines, &e.lines);
-    doc
+}
+
+/// A value of an [`IndexDoc`]: a borrowed string or a number.
+#[derive(Debug, Clone, Copy)]
+pub enum Val<'a> {
+    Str(&'a str),
+    U64(u64),
+}
+
+impl<'a> tantivy::schema::Value<'a> for Val<'a> {
+    type ArrayIter = std::iter::Empty<Self>;
+    type ObjectIter = std::iter::Empty<(&'a str, Self)>;
+
+    fn as_value(&self) -> ReferenceValue<'a, Self> {
+        ReferenceValue::Leaf(match *self {
+            Val::Str(s) => ReferenceValueLeaf::Str(s),
+            Val::U64(n) => ReferenceValueLeaf::U64(n),
+        })
+    }
+}
+
+/// The fields of an [`IndexDoc`]: the fixed ones, then one per tag.
+pub struct DocValues<'a> {
+    fixed: std::array::IntoIter<Option<(Field, Val<'a>)>, 8>,
+    tag: Field,
+    /// What is left of the `\n`-separated tags. Scanned by hand: tags are
+    /// short, and `str::split` cost a memchr call apiece (tantivy walks
+    /// every document four times).
+    tags: &'a str,
+}
+
+impl<'a> Iterator for DocValues<'a> {
+    type Item = (Field, Val<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(v) = self.fixed.by_ref().flatten().next() {
+            return Some(v);
+        }
+        loop {
+            if self.tags.is_empty() {
+                return None;
+            }
+            let end = self
+                .tags
+                .bytes()
+                .position(|b| b == b'\n')
+                .unwrap_or(self.tags.len());
+            let t = &self.tags[..end];
+            self.tags = self.tags.get(end + 1..).unwrap_or("");
+            if !t.is_empty() {
+                return Some((self.tag, Val::Str(t)));
+            }
+        }
+    }
+}
+
+impl tantivy::Document for IndexDoc {
+    type Value<'a> = Val<'a>;
+    type FieldsValuesIter<'a> = DocValues<'a>;
+
+    fn iter_fields_and_values(&self) -> DocValues<'_> {
+        let (f, e) = (&self.fields, &self.entry);
+        // Savoir-faire and diplomas are only found through their key.
+        let searched = matches!(e.kind, EntryKind::Activity | EntryKind::Mailbox);
+        let kind_tag = match e.kind {
+            EntryKind::Mailbox => "kind:bal",
+            _ => "kind:act",
+        };
+        DocValues {
+            fixed: [
+                searched.then_some((f.word, Val::Str(&e.words))),
+                searched.then_some((f.tag, Val::Str(kind_tag))),
+                searched.then_some((f.key, Val::Str(&e.key))),
+                (!searched || key_is_indexed(&e.key)).then_some((f.xkey, Val::Str(&e.key))),
+                searched.then_some((f.gid, Val::U64(self.gid))),
+                Some((f.kind, Val::Str(e.kind.tag()))),
+                Some((f.hdr, Val::U64(e.header))),
+                Some((f.lines, Val::Str(&e.lines))),
+            ]
+            .into_iter(),
+            tag: f.tag,
+            // Savoir-faire and diploma entries have no tags.
+            tags: &e.tags,
+        }
+    }
 }
 
 /// The tantivy query of a parsed query: every required word must match one

@@ -82,7 +82,14 @@ fn cp1252(b: u8) -> char {
 pub fn fields(line: &str) -> Vec<&str> {
     // The files have 31 to 56 columns: one allocation, not one per doubling.
     let mut row = Vec::with_capacity(64);
-    row.extend(line.split('|'));
+    // `|` is ASCII, so every cut is on a char boundary; memchr finds it
+    // faster than `str::split`, which was 5 % of the import's main thread.
+    let mut start = 0;
+    for i in memchr::memchr_iter(b'|', line.as_bytes()) {
+        row.push(&line[start..i]);
+        start = i + 1;
+    }
+    row.push(&line[start..]);
     row
 }
 

@@ -6,7 +6,7 @@
 //! not consecutive still meet at query time through their shared key.
 
 use crate::line::{FileKind, Header, get};
-use crate::text::{departement_of_postcode, fold};
+use crate::text::{departement_of_postcode, fold_into, stable_hash};
 
 /// At most this many rows per entry, so a hostile file of one person
 /// repeated a million times cannot grow memory.
@@ -122,32 +122,42 @@ impl Columns {
     /// The key that groups entries: the national id of the person, else
     /// the structure, else the mailbox.
     pub fn key(&self, row: &[&str]) -> String {
+        let mut key = String::new();
+        self.write_key(row, &mut key);
+        key
+    }
+
+    /// [`Columns::key`] into `out` (cleared first): no string per row.
+    fn write_key(&self, row: &[&str], out: &mut String) {
+        out.clear();
         let nat = get(row, self.nat);
         if !nat.is_empty() {
-            return nat.to_owned();
+            out.push_str(nat);
+            return;
         }
         let structure = get(row, self.structure);
         if !structure.is_empty() {
-            return format!("{STRUCTURE_KEY}{structure}");
+            out.push_str(STRUCTURE_KEY);
+            out.push_str(structure);
+            return;
         }
-        format!("{MAILBOX_KEY}{}", get(row, self.bal).to_lowercase())
+        out.push_str(MAILBOX_KEY);
+        let bal = get(row, self.bal);
+        if bal.is_ascii() {
+            out.extend(bal.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        } else {
+            out.push_str(&bal.to_lowercase());
+        }
     }
 
-    /// What makes two consecutive rows the same entry.
-    fn group_key(&self, row: &[&str]) -> Option<String> {
-        match self.kind? {
-            FileKind::Activity => {
-                let site = get(row, self.site);
-                let site = if site.is_empty() {
-                    get(row, self.cp)
-                } else {
-                    site
-                };
-                Some(format!("{}|{site}", self.key(row)))
-            }
-            FileKind::Skill | FileKind::Diploma => Some(self.key(row)),
-            // One mailbox, one entry.
-            FileKind::Mailbox => None,
+    /// Besides the key, what makes two consecutive activity rows the same
+    /// entry: the site, else the postcode.
+    fn site_of<'a>(&self, row: &[&'a str]) -> &'a str {
+        let site = get(row, self.site);
+        if site.is_empty() {
+            get(row, self.cp)
+        } else {
+            site
         }
     }
 }
@@ -181,7 +191,8 @@ impl EntryKind {
     }
 }
 
-/// One document of the index.
+/// One document of the index. Words and tags are each one string, not a
+/// string apiece: the import builds 2.3 million entries.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub kind: EntryKind,
@@ -191,12 +202,27 @@ pub struct Entry {
     pub lines: String,
     /// Index of the file header these lines follow.
     pub header: u64,
-    /// Site (activity) or structure (mailbox) identifier, for counting.
-    pub site: String,
-    /// Folded searchable words (deduplicated, abbreviations expanded).
-    pub words: Vec<String>,
-    /// Exact tags: `cp:`, `dep:`, `id:`, `code:`, `prof:`, `bal:`, `dom:`, `type:`.
-    pub tags: Vec<String>,
+    /// Hash of the site (activity) or structure (mailbox) identifier, for
+    /// counting structures.
+    pub site: Option<u64>,
+    /// Folded searchable words separated by spaces (deduplicated,
+    /// abbreviations expanded).
+    pub words: String,
+    /// Exact tags separated by `\n`: `cp:`, `dep:`, `id:`, `code:`,
+    /// `prof:`, `bal:`, `dom:`, `type:`, `fam:`.
+    pub tags: String,
+}
+
+impl Entry {
+    /// The searchable words.
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        self.words.split(' ').filter(|w| !w.is_empty())
+    }
+
+    /// The tags.
+    pub fn tags(&self) -> impl Iterator<Item = &str> {
+        self.tags.split('\n').filter(|t| !t.is_empty())
+    }
 }
 
 /// A row the grouper refused: no identifier at all, or an unknown file.
@@ -208,8 +234,13 @@ pub struct Refused;
 pub struct Grouper {
     cols: Columns,
     header: u64,
-    current: Option<(String, Entry)>,
+    /// The entry being grown, and the site of its rows (activity).
+    current: Option<Entry>,
+    site: String,
     rows: usize,
+    /// Reused between rows: the key of the row, the spans of `finish`.
+    key: String,
+    spans: Vec<Span>,
 }
 
 impl Grouper {
@@ -218,7 +249,10 @@ impl Grouper {
             cols,
             header,
             current: None,
+            site: String::new(),
             rows: 0,
+            key: String::new(),
+            spans: Vec::new(),
         }
     }
 
@@ -232,13 +266,22 @@ impl Grouper {
         let Some(kind) = self.cols.kind else {
             return Err(Refused);
         };
-        let key = self.cols.key(row);
-        if key == MAILBOX_KEY {
+        self.cols.write_key(row, &mut self.key);
+        if self.key == MAILBOX_KEY {
             return Err(Refused);
         }
-        let group = self.cols.group_key(row);
-        if let (Some(g), Some((cur, entry))) = (&group, &mut self.current)
-            && g == cur
+        // Activity rows of one person and site make one entry (one row per
+        // savoir-faire); savoir-faire and diploma rows, one per person; a
+        // mailbox is alone.
+        let site = match kind {
+            FileKind::Activity => self.cols.site_of(row),
+            _ => "",
+        };
+        let grouped = kind != FileKind::Mailbox;
+        if grouped
+            && let Some(entry) = &mut self.current
+            && entry.key == self.key
+            && self.site == site
             && self.rows < MAX_ROWS_PER_ENTRY
         {
             entry.lines.push('\n');
@@ -249,27 +292,29 @@ impl Grouper {
             }
             return Ok(());
         }
-        if let Some((_, entry)) = self.current.take() {
-            out.push(finish(entry));
+        if let Some(entry) = self.current.take() {
+            out.push(finish(entry, &mut self.spans));
         }
-        let entry = self.start(kind, key, line, row);
-        match group {
-            Some(g) => {
-                self.current = Some((g, entry));
-                self.rows = 1;
-            }
-            None => out.push(finish(entry)),
+        let entry = self.start(kind, self.key.clone(), line, row);
+        if grouped {
+            self.site.clear();
+            self.site.push_str(site);
+            self.current = Some(entry);
+            self.rows = 1;
+        } else {
+            out.push(finish(entry, &mut self.spans));
         }
         Ok(())
     }
 
     /// The last pending entry, at end of file.
     pub fn finish(&mut self) -> Option<Entry> {
-        self.current.take().map(|(_, e)| finish(e))
+        self.current.take().map(|e| finish(e, &mut self.spans))
     }
 
     fn start(&self, kind: FileKind, key: String, line: &str, row: &[&str]) -> Entry {
         let c = &self.cols;
+        let site = get(row, c.site.or(c.structure));
         let mut e = Entry {
             kind: match kind {
                 FileKind::Activity => EntryKind::Activity,
@@ -280,31 +325,32 @@ impl Grouper {
             key,
             lines: line.to_owned(),
             header: self.header,
-            site: get(row, c.site.or(c.structure)).to_owned(),
-            words: Vec::new(),
-            tags: Vec::new(),
+            site: (!site.is_empty()).then(|| stable_hash(site)),
+            words: String::new(),
+            tags: String::new(),
         };
         if matches!(kind, FileKind::Skill | FileKind::Diploma) {
             return e;
         }
-        let mut text = String::new();
+        e.words.reserve(line.len());
+        e.tags.reserve(256);
         for idx in [c.nom, c.prenom, c.prof]
             .into_iter()
             .chain(c.text.iter().map(|&i| Some(i)))
         {
-            push_text(&mut text, get(row, idx));
+            push_words(&mut e.words, get(row, idx));
         }
         let cedex = get(row, c.cedex);
         // « 25304 PONTARLIER CEDEX »: the city is searchable, the code a postcode.
         if let Some((code, city)) = cedex.split_once(' ') {
-            push_text(&mut text, city);
+            push_words(&mut e.words, city);
             tag(&mut e.tags, "cp:", code);
         }
         let street = get(row, c.street);
-        push_text(&mut text, street);
-        push_text(&mut text, get(row, c.street_type));
-        push_text(&mut text, get(row, c.street_type_code));
-        e.words = fold(&text).split_whitespace().map(str::to_owned).collect();
+        push_words(&mut e.words, street);
+        push_words(&mut e.words, get(row, c.street_type));
+        push_words(&mut e.words, get(row, c.street_type_code));
+        // Only the words so far: names, address, structure (as always).
         expand_abbreviations(&mut e.words);
         let nat = get(row, c.nat);
         tag(&mut e.tags, "id:", nat);
@@ -333,9 +379,9 @@ impl Grouper {
         let cp = get(row, c.cp);
         tag(&mut e.tags, "cp:", cp);
         let dept = get(row, c.dept);
-        tag(&mut e.tags, "dep:", &dept.to_ascii_lowercase());
+        tag(&mut e.tags, "dep:", dept);
         let derived = departement_of_postcode(cp);
-        tag(&mut e.tags, "dep:", &derived.to_ascii_lowercase());
+        tag(&mut e.tags, "dep:", &derived);
         tag(&mut e.tags, "prof:", get(row, c.prof_code));
         add_skill(c, row, &mut e);
         if kind == FileKind::Mailbox {
@@ -343,10 +389,8 @@ impl Grouper {
             tag(&mut e.tags, "bal:", &bal);
             if let Some((local, domain)) = bal.split_once('@') {
                 tag(&mut e.tags, "dom:", domain);
-                e.words
-                    .extend(fold(local).split_whitespace().map(str::to_owned));
-                e.words
-                    .extend(fold(domain).split_whitespace().map(str::to_owned));
+                push_words(&mut e.words, local);
+                push_words(&mut e.words, domain);
             }
             tag(
                 &mut e.tags,
@@ -361,51 +405,95 @@ impl Grouper {
 fn add_skill(c: &Columns, row: &[&str], e: &mut Entry) {
     let code = get(row, c.sf_code);
     if !code.is_empty() {
-        tag(&mut e.tags, "code:", &code.to_ascii_lowercase());
-        let mut text = String::new();
-        push_text(&mut text, get(row, c.sf));
-        e.words
-            .extend(fold(&text).split_whitespace().map(str::to_owned));
+        tag(&mut e.tags, "code:", code);
+        push_words(&mut e.words, get(row, c.sf));
     }
 }
 
-fn push_text(text: &mut String, value: &str) {
+/// Appends the folded words of `value` to `words`, space separated.
+fn push_words(words: &mut String, value: &str) {
     if !value.is_empty() {
-        text.push_str(value);
-        text.push(' ');
+        fold_into(words, value);
+        words.push(' ');
     }
 }
 
-fn tag(tags: &mut Vec<String>, prefix: &str, value: &str) {
+/// Appends `prefix` + `value` lower-cased, as one tag.
+fn tag(tags: &mut String, prefix: &str, value: &str) {
     if !value.is_empty() && value.len() <= 128 {
-        let mut t = String::with_capacity(prefix.len() + value.len());
-        t.push_str(prefix);
+        tags.push_str(prefix);
         // Ids and codes are ASCII: no Unicode tables, no second string.
         if value.is_ascii() {
-            t.extend(value.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+            tags.extend(value.bytes().map(|b| char::from(b.to_ascii_lowercase())));
         } else {
-            t.push_str(&value.to_lowercase());
+            tags.push_str(&value.to_lowercase());
         }
-        tags.push(t);
+        tags.push('\n');
     }
+}
+
+/// A piece of a word or tag string: its hash, start and length.
+type Span = (u64, usize, usize);
+
+/// Fills `spans` with the non-empty pieces of `text` between `sep` that
+/// `keep` accepts.
+fn split_spans(text: &str, sep: u8, spans: &mut Vec<Span>, keep: impl Fn(&str) -> bool) {
+    spans.clear();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for end in memchr::memchr_iter(sep, bytes).chain(std::iter::once(bytes.len())) {
+        let piece = &text[start..end];
+        if !piece.is_empty() && keep(piece) {
+            spans.push((stable_hash(piece), start, piece.len()));
+        }
+        start = end + 1;
+    }
+}
+
+/// `text`'s pieces in `spans`, each once, joined by `sep`. Sorting hashes
+/// rather than strings: sorting the words themselves was a tenth of the
+/// import's main thread.
+fn dedup(text: &str, spans: &mut [Span], sep: char) -> String {
+    let piece = |s: &Span| &text[s.1..s.1 + s.2];
+    spans.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| piece(a).cmp(piece(b))));
+    let mut out = String::with_capacity(text.len());
+    let mut last: Option<&Span> = None;
+    for s in spans.iter() {
+        if last.is_some_and(|l| l.0 == s.0 && piece(l) == piece(s)) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(sep);
+        }
+        out.push_str(piece(s));
+        last = Some(s);
+    }
+    out
 }
 
 /// Deduplicates words and tags, drops stop words and overlong words, adds
 /// the synonym family of each code.
-fn finish(mut e: Entry) -> Entry {
-    let families: Vec<String> = e
-        .tags
-        .iter()
-        .flat_map(|t| crate::synonyms::family_tags_of(t))
-        .cloned()
-        .collect();
-    e.tags.extend(families);
-    e.words
-        .retain(|w| !crate::text::is_stopword(w) && w.len() <= 64);
-    e.words.sort_unstable();
-    e.words.dedup();
-    e.tags.sort_unstable();
-    e.tags.dedup();
+fn finish(mut e: Entry, spans: &mut Vec<Span>) -> Entry {
+    split_spans(&e.tags, b'\n', spans, |_| true);
+    for i in 0..spans.len() {
+        let (_, start, len) = spans[i];
+        let t = &e.tags[start..len + start];
+        // Only codes have families: no table lookup for the other tags.
+        if !(t.starts_with("code:") || t.starts_with("prof:")) {
+            continue;
+        }
+        for fam in crate::synonyms::family_tags_of(t) {
+            let at = e.tags.len();
+            e.tags.push_str(fam);
+            e.tags.push('\n');
+            spans.push((stable_hash(fam), at, fam.len()));
+        }
+    }
+    e.tags = dedup(&e.tags, spans, '\n');
+    split_spans(&e.words, b' ', spans, |w| {
+        w.len() <= 64 && !crate::text::is_stopword(w)
+    });
+    e.words = dedup(&e.words, spans, ' ');
     e
 }
 
@@ -459,24 +547,103 @@ pub fn expansions(word: &str) -> impl Iterator<Item = &'static str> + '_ {
 /// abbreviation is one prefix lookup. Built once: the import asks for
 /// every word of every row.
 fn abbreviation_words(word: &str) -> &'static [&'static str] {
-    static TABLE: std::sync::LazyLock<std::collections::HashMap<&'static str, Vec<&'static str>>> =
-        std::sync::LazyLock::new(|| {
-            let mut m: std::collections::HashMap<&'static str, Vec<&'static str>> =
-                std::collections::HashMap::new();
-            for (abbr, full) in ABBREVIATIONS {
-                m.entry(abbr).or_default().extend(full.split(' '));
-                m.entry(full).or_default().push(abbr);
-            }
-            m
-        });
+    type Table = std::collections::HashMap<&'static str, Vec<&'static str>, crate::text::FnvBuild>;
+    static TABLE: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| {
+        let mut m = Table::default();
+        for (abbr, full) in ABBREVIATIONS {
+            m.entry(abbr).or_default().extend(full.split(' '));
+            m.entry(full).or_default().push(abbr);
+        }
+        m
+    });
     TABLE.get(word).map_or(&[], Vec::as_slice)
 }
 
-fn expand_abbreviations(words: &mut Vec<String>) {
-    let extra: Vec<String> = words
-        .iter()
-        .flat_map(|w| abbreviation_words(w))
-        .map(|w| (*w).to_owned())
-        .collect();
-    words.extend(extra);
+/// Appends the abbreviation words of every word of `words` (space
+/// separated) to it.
+fn expand_abbreviations(words: &mut String) {
+    let end = words.len();
+    let mut start = 0;
+    while start < end {
+        let stop = memchr::memchr(b' ', &words.as_bytes()[start..end]).map_or(end, |i| start + i);
+        let extra = abbreviation_words(&words[start..stop]);
+        for w in extra {
+            words.push_str(w);
+            words.push(' ');
+        }
+        start = stop + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::{Header, fields};
+
+    fn entries(lines: &[&str]) -> Vec<Entry> {
+        let header = Header::parse(
+            "Identification nationale PP|Nom d'exercice|Libellé Voie (coord. structure)|\
+             Code savoir-faire|Libellé savoir-faire|Code postal (coord. structure)|\
+             Raison sociale site|Identifiant technique de la structure|",
+        );
+        let mut g = Grouper::new(Columns::new(&header), 0);
+        let mut out = Vec::new();
+        for l in lines {
+            g.push(l, &fields(l), &mut out).expect("row accepted");
+        }
+        out.extend(g.finish());
+        out
+    }
+
+    #[test]
+    fn rows_of_one_site_make_one_entry_with_each_word_and_tag_once() {
+        let out = entries(&[
+            "810001|DUPONT|AV DE LA REPUBLIQUE|SM04|Cardiologie|03100|Cabinet Dupont|R1|",
+            "810001|DUPONT|AV DE LA REPUBLIQUE|SM20|Gynéco-obstétrique|03100|Cabinet Dupont|R1|",
+            "810001|DUPONT|PLACE DU MARCHE|SM04|Cardiologie|63000|Clinique|R2|",
+        ]);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let e = &out[0];
+        assert_eq!(e.lines.lines().count(), 2);
+        let words: Vec<&str> = e.words().collect();
+        for w in [
+            "dupont",
+            "av",
+            "avenue",
+            "republique",
+            "cardiologie",
+            "obstetrique",
+        ] {
+            assert_eq!(
+                words.iter().filter(|x| **x == w).count(),
+                1,
+                "{w} in {words:?}"
+            );
+        }
+        assert!(
+            !words.contains(&"de") && !words.contains(&"la"),
+            "{words:?}"
+        );
+        let tags: Vec<&str> = e.tags().collect();
+        for t in [
+            "id:810001",
+            "cp:03100",
+            "dep:03",
+            "code:sm04",
+            "code:sm20",
+            "id:r1",
+        ] {
+            assert_eq!(
+                tags.iter().filter(|x| **x == t).count(),
+                1,
+                "{t} in {tags:?}"
+            );
+        }
+        assert!(tags.iter().any(|t| t.starts_with("fam:")), "{tags:?}");
+        // The second site is its own entry, with its own words only.
+        assert!(out[1].words().any(|w| w == "marche"));
+        assert!(!out[1].words().any(|w| w == "republique"));
+        assert_eq!(out[0].site.map(|_| ()), Some(()));
+        assert_ne!(out[0].site, out[1].site);
+    }
 }

@@ -321,17 +321,16 @@ pub fn families_of(tag: &str) -> impl Iterator<Item = &'static Synonym> + '_ {
 /// The family tags (`fam:…`) of a code tag, from a table built once: the
 /// import asks for every tag of every row.
 pub fn family_tags_of(tag: &str) -> &'static [String] {
-    static TABLE: std::sync::LazyLock<std::collections::HashMap<&'static str, Vec<String>>> =
-        std::sync::LazyLock::new(|| {
-            let mut m: std::collections::HashMap<&'static str, Vec<String>> =
-                std::collections::HashMap::new();
-            for s in SYNONYMS {
-                for t in s.tags {
-                    m.entry(t).or_default().push(family_tag(s.label));
-                }
+    type Table = std::collections::HashMap<&'static str, Vec<String>, crate::text::FnvBuild>;
+    static TABLE: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| {
+        let mut m = Table::default();
+        for s in SYNONYMS {
+            for t in s.tags {
+                m.entry(t).or_default().push(family_tag(s.label));
             }
-            m
-        });
+        }
+        m
+    });
     TABLE.get(tag).map_or(&[], Vec::as_slice)
 }
 

@@ -12,6 +12,23 @@ pub const MAX_PREFIX: usize = 16;
 /// « L'Église Saint-Œuf » → `l eglise saint oeuf`.
 pub fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    fold_into(&mut out, text);
+    out
+}
+
+/// [`fold`], appended to `out` (the import folds every column into one
+/// buffer, without a string per column).
+pub fn fold_into(out: &mut String, text: &str) {
+    if text.is_ascii() {
+        out.extend(text.bytes().map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b.to_ascii_lowercase())
+            } else {
+                ' '
+            }
+        }));
+        return;
+    }
     for ch in text.chars() {
         // Most characters of the files are ASCII: no Unicode tables needed.
         if ch.is_ascii() {
@@ -25,10 +42,9 @@ pub fn fold(text: &str) -> String {
         // Marks are dropped, so decomposing one character at a time gives
         // the same result as decomposing the whole text.
         for c in std::iter::once(ch).nfd() {
-            fold_char(c, &mut out);
+            fold_char(c, out);
         }
     }
-    out
 }
 
 fn fold_char(c: char, out: &mut String) {
@@ -92,6 +108,32 @@ pub fn stable_hash(text: &str) -> u64 {
     }
     h
 }
+
+/// FNV-1a as a `Hasher`, for the small tables the import consults for
+/// every word and tag (SipHash cost more than the lookup).
+#[derive(Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Builds [`Fnv`] hashers.
+pub type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
 
 /// Département of a French postcode: 2 digits, `2A`/`2B` for Corsica,
 /// 3 digits overseas (971–989). Empty when the text is not a postcode.
