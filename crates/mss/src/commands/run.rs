@@ -20,6 +20,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 const FOLDER: &str = "INBOX";
+/// Messages fetched before they are stored and the next ones fetched.
+const FETCH_AT_ONCE: usize = 200;
 /// Acknowledgements sent per pass at most (the rest waits for the next pass).
 const OUTBOX_BATCH: u32 = 100;
 /// After this many failed attempts an acknowledgement is given up (it stays listed).
@@ -245,19 +247,28 @@ async fn once(
     let (bal, mut state) = prepare(shell, bal_config).await?;
     let operator = Operator::open_with_trace(config, bal_config, sink).await?;
     let result = async {
-        let fetched = operator.client.fetch_new(FOLDER, &mut state, 100).await?;
-        for (uid, size) in &fetched.oversized {
-            eprintln!(
-                "mss: warning: {} UID {uid} ({size} bytes) is too large to fetch; it stays on the server",
-                bal.address
-            );
+        // A few hundred messages at a time: a large mailbox never sits whole in memory.
+        loop {
+            let (fetched, more) = operator
+                .client
+                .fetch_some(FOLDER, &mut state, 100, FETCH_AT_ONCE)
+                .await?;
+            for (uid, size) in &fetched.oversized {
+                eprintln!(
+                    "mss: warning: {} UID {uid} ({size} bytes) is too large to fetch; it stays on the server",
+                    bal.address
+                );
+            }
+            for message in &fetched.messages {
+                receive(shell, &bal, state.uidvalidity, message.uid, &message.raw, json).await?;
+            }
+            // Saved only once everything fetched is stored: a failure refetches, and the
+            // store recognises what it already holds.
+            save_state(shell, &bal, &state).await?;
+            if !more {
+                break;
+            }
         }
-        for message in &fetched.messages {
-            receive(shell, &bal, state.uidvalidity, message.uid, &message.raw, json).await?;
-        }
-        // Saved only once everything fetched is stored: a failure refetches, and the
-        // store recognises what it already holds.
-        save_state(shell, &bal, &state).await?;
         drain_outbox(shell, &operator, &bal).await
     }
     .await;
