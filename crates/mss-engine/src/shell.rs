@@ -672,14 +672,22 @@ impl Shell {
         received: &crate::classify::Received,
         to: &str,
     ) -> Result<Option<i64>, ShellError> {
-        if self.ack_queued(run).await? {
+        let domain = run.mailbox.rsplit('@').next().unwrap_or("mss.local");
+        let sha = mss_store::sha256_hex(run.raw);
+        let message_id = format!("ack.{}.{}@{domain}", run.message, &sha[..16]);
+        // The outbox itself is the guard: a crash between queueing and the trace that
+        // says so leaves no trace, but the answer is there (found by the kill test).
+        if self
+            .store
+            .outbox_by_message_id(&message_id)
+            .await?
+            .is_some()
+            || self.ack_queued(run).await?
+        {
             self.trace(run, "ack.already_queued", None, None, None, "ok")
                 .await?;
             return Ok(None);
         }
-        let domain = run.mailbox.rsplit('@').next().unwrap_or("mss.local");
-        let sha = mss_store::sha256_hex(run.raw);
-        let message_id = format!("ack.{}.{}@{domain}", run.message, &sha[..16]);
         let ctx = AckContext {
             bal: run.mailbox,
             bal_name: None,

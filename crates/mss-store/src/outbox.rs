@@ -107,6 +107,16 @@ impl Store {
         .map_err(db("queueing a message to send"))
     }
 
+    /// The queued message with this Message-ID, if any (whatever its state): a caller
+    /// that derives the Message-ID from what it answers queues each answer once.
+    pub async fn outbox_by_message_id(&self, message_id: &str) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT id FROM outbox WHERE message_id = $1 ORDER BY id LIMIT 1")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading the outbox"))
+    }
+
     /// Pending messages due at `now`, the longest waiting first, at most `limit`.
     pub async fn due(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<OutboxItem>> {
         let sql = format!(
