@@ -256,12 +256,14 @@ async fn main() {
         let mut state = SyncState::default();
         session.select("INBOX", &mut state).await.expect("select");
         let (mut got, mut size) = (0, 0);
-        while count_bytes {
-            let batch = session.fetch_new(&mut state, 100).await.expect("fetch");
-            got += batch.messages.len();
-            size += batch.messages.iter().map(|m| m.raw.len()).sum::<usize>();
-            if !batch.more {
-                break;
+        if count_bytes {
+            loop {
+                let batch = session.fetch_new(&mut state, 100).await.expect("fetch");
+                got += batch.messages.len();
+                size += batch.messages.iter().map(|m| m.raw.len()).sum::<usize>();
+                if !batch.more {
+                    break;
+                }
             }
         }
         session.logout().await;

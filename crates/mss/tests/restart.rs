@@ -78,7 +78,7 @@ fn message(n: usize) -> Vec<u8> {
             zip,
             documents: headers,
         }),
-        request_mdn: n % MDN_EVERY == 0,
+        request_mdn: n.is_multiple_of(MDN_EVERY),
         nil: Some("NIL-TEST-1".into()),
         test_identities: true,
         ..OutgoingMessage::default()
