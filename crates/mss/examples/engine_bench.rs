@@ -146,7 +146,15 @@ fn run_once(config: &Path) -> (f64, f64) {
     (secs, kb / 1024.0)
 }
 
+/// On a thread of its own: the caller is inside a runtime already.
 fn count(url: &str, sql: &'static str) -> i64 {
+    let url = url.to_owned();
+    std::thread::spawn(move || count_blocking(&url, sql))
+        .join()
+        .expect("count")
+}
+
+fn count_blocking(url: &str, sql: &'static str) -> i64 {
     sqlx::any::install_default_drivers();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
