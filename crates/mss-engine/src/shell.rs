@@ -21,7 +21,8 @@ use mss_docs::xdm::XdmPackage;
 use mss_model::{Matricule, MssAddress};
 use mss_store::{
     Enqueued, FailureCode, InsertOutcome, MailboxKind, MessageKey, NewNotification, NewOutboxItem,
-    NewTrace, NewVersion, NotificationKind, OutboxKind, Store, StoreError, VersionState, WorkState,
+    NewTrace, NewVersion, NotificationKind, OutboxKind, Store, StoreError, VersionChange,
+    VersionState, WorkState,
 };
 use time::OffsetDateTime;
 
@@ -534,11 +535,21 @@ impl Shell {
                     Some(set) => self.store.document(set).await?,
                     None => None,
                 };
+                // Filed by this very message before a crash: the filing is finished,
+                // not flagged as a duplicate of itself.
+                let (state, reason) = match self.filed_by(run, held).await? {
+                    Some(VersionChange::Replacement) => (WorkState::Replaced, None),
+                    Some(VersionChange::Added) => (WorkState::Integrated, None),
+                    None => (
+                        WorkState::Duplicate,
+                        Some("Document déjà intégré : il n'a pas été classé une seconde fois."),
+                    ),
+                };
                 self.store
                     .set_work_state(
                         item,
-                        WorkState::Duplicate,
-                        Some("Document déjà intégré : il n'a pas été classé une seconde fois."),
+                        state,
+                        reason,
                         document.as_ref().and_then(|d| d.patient),
                         document.as_ref().map(|d| d.id),
                         now,
@@ -561,6 +572,11 @@ impl Shell {
                     }
                     None => *message_state = Some((state, reason_fr.clone())),
                 }
+            }
+            Action::Notify(Notification::AlreadyIntegrated { doc })
+                if self.finished_after_crash(run, processed, *doc).await? =>
+            {
+                // Not a duplicate: this message's own filing, finished after a crash.
             }
             Action::Notify(n) => {
                 let (kind, patient, doc) = match n {
@@ -674,14 +690,22 @@ impl Shell {
         received: &crate::classify::Received,
         to: &str,
     ) -> Result<Option<i64>, ShellError> {
-        if self.ack_queued(run).await? {
+        let domain = run.mailbox.rsplit('@').next().unwrap_or("mss.local");
+        let sha = mss_store::sha256_hex(run.raw);
+        let message_id = format!("ack.{}.{}@{domain}", run.message, &sha[..16]);
+        // The outbox itself is the guard: a crash between queueing and the trace that
+        // says so leaves no trace, but the answer is there (found by the kill test).
+        if self
+            .store
+            .outbox_by_message_id(&message_id)
+            .await?
+            .is_some()
+            || self.ack_queued(run).await?
+        {
             self.trace(run, "ack.already_queued", None, None, None, "ok")
                 .await?;
             return Ok(None);
         }
-        let domain = run.mailbox.rsplit('@').next().unwrap_or("mss.local");
-        let sha = mss_store::sha256_hex(run.raw);
-        let message_id = format!("ack.{}.{}@{domain}", run.message, &sha[..16]);
         let ctx = AckContext {
             bal: run.mailbox,
             bal_name: None,
@@ -808,6 +832,41 @@ impl Shell {
             )
             .await?;
         Ok(stored.document)
+    }
+
+    /// How `held` was filed when this same message filed it (a pass cut by a crash
+    /// after the filing, the message decided again), else `None`.
+    async fn filed_by(
+        &self,
+        run: &Run<'_>,
+        held: &InstanceId,
+    ) -> Result<Option<VersionChange>, ShellError> {
+        Ok(self
+            .store
+            .versions_by_id(&show(held))
+            .await?
+            .into_iter()
+            .find(|(_, v)| v.message == Some(run.message))
+            .map(|(_, v)| v.change))
+    }
+
+    /// True when document `doc` of the package was filed by this message itself.
+    async fn finished_after_crash(
+        &self,
+        run: &Run<'_>,
+        processed: &Processed,
+        doc: usize,
+    ) -> Result<bool, ShellError> {
+        let id = processed
+            .package
+            .as_ref()
+            .and_then(|p| p.documents.get(doc))
+            .and_then(|d| d.cda.as_ref())
+            .map(|h| h.id.clone());
+        Ok(match id {
+            Some(id) => self.filed_by(run, &id).await?.is_some(),
+            None => false,
+        })
     }
 
     async fn doc_item(&self, run: &Run<'_>, doc: usize) -> Result<i64, ShellError> {

@@ -1,5 +1,7 @@
-//! The shell against a real SQLite store: messages built by mss-docs go in,
-//! the store holds what the decisions say, and nothing files twice.
+//! The shell against a real store: messages built by mss-docs go in, the store holds
+//! what the decisions say, and nothing files twice. Every scenario runs on SQLite (one
+//! test each) and on a private PostgreSQL (one test running them all; skipped when
+//! PostgreSQL is not installed, a failure under `MSS_REQUIRE_SERVERS=1`).
 
 mod support;
 
@@ -13,7 +15,7 @@ use support::*;
 use time::OffsetDateTime;
 
 struct Bench {
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     url: String,
     shell: Shell,
     bal: MssAddress,
@@ -29,9 +31,15 @@ fn config(auto_delete: bool) -> ShellConfig {
     }
 }
 
+/// A bench on SQLite in a temporary directory.
 async fn bench() -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("mss.db").display());
+    bench_at(url, Some(dir)).await
+}
+
+/// A bench on the store at `url` (`dir` keeps a SQLite file alive).
+async fn bench_at(url: String, dir: Option<tempfile::TempDir>) -> Bench {
     let store = Store::open(&url).await.unwrap();
     Bench {
         _dir: dir,
@@ -40,6 +48,61 @@ async fn bench() -> Bench {
         bal: MssAddress::parse("dpi@clinique.mssante.fr").unwrap(),
     }
 }
+
+/// One SQLite test per scenario, and one PostgreSQL test running them all on one
+/// server, each in its own database (initdb costs seconds of CPU: once is enough).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::bench().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            use mss_testkit::postgres::Postgres;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn every_scenario() {
+                let Some(pg) = tokio::task::spawn_blocking(Postgres::start_or_skip).await.unwrap() else {
+                    return;
+                };
+                let mut failed = Vec::new();
+                // Numbered databases: some scenario names exceed PostgreSQL's 63 bytes.
+                let mut n = 0;
+                $(
+                    n += 1;
+                    let url = pg.create_database(&format!("shell_{n}"));
+                    let run = tokio::spawn(async move {
+                        let b = super::bench_at(url, None).await;
+                        super::$name(b).await;
+                    });
+                    if let Err(e) = run.await {
+                        eprintln!("postgres scenario {} failed: {e}", stringify!($name));
+                        failed.push(stringify!($name));
+                    }
+                )*
+                assert!(failed.is_empty(), "failed on PostgreSQL: {failed:?} (see the messages above)");
+            }
+        }
+    };
+}
+
+on_both_backends!(
+    a_qualified_exact_match_is_filed_notified_traced_and_acknowledged,
+    a_validated_patient_is_proposed_with_candidates_then_attached_by_a_person,
+    a_replacement_keeps_the_history,
+    a_deletion_asks_a_person_then_applies_and_answers,
+    a_refused_deletion_keeps_the_document,
+    the_same_message_twice_files_once_and_answers_once,
+    a_message_stored_before_a_crash_is_decided_at_the_next_pass,
+    broken_input_stays_in_the_worklist_with_its_code,
+    automatic_deletion_when_configured,
+    a_crash_after_the_answer_was_queued_does_not_answer_twice,
+    two_processes_deciding_the_same_message_at_once_file_it_once,
+);
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_764_115_200).unwrap()
@@ -101,9 +164,7 @@ impl Bench {
     }
 }
 
-#[tokio::test]
-async fn a_qualified_exact_match_is_filed_notified_traced_and_acknowledged() {
-    let b = bench().await;
+async fn a_qualified_exact_match_is_filed_notified_traced_and_acknowledged(b: Bench) {
     let patient = b.patient(IdentityStatus::Qual).await;
     let raw = message(
         "s1@hopital.mssante.fr",
@@ -160,9 +221,7 @@ async fn a_qualified_exact_match_is_filed_notified_traced_and_acknowledged() {
     assert!(b.store().verify_traces().await.unwrap().is_intact());
 }
 
-#[tokio::test]
-async fn a_validated_patient_is_proposed_with_candidates_then_attached_by_a_person() {
-    let b = bench().await;
+async fn a_validated_patient_is_proposed_with_candidates_then_attached_by_a_person(b: Bench) {
     let patient = b.patient(IdentityStatus::Vali).await;
     let raw = message(
         "s2@hopital.mssante.fr",
@@ -225,9 +284,7 @@ async fn a_validated_patient_is_proposed_with_candidates_then_attached_by_a_pers
     );
 }
 
-#[tokio::test]
-async fn a_replacement_keeps_the_history() {
-    let b = bench().await;
+async fn a_replacement_keeps_the_history(b: Bench) {
     b.patient(IdentityStatus::Qual).await;
     let v1 = Doc::new("r.1");
     b.receive(
@@ -270,9 +327,7 @@ async fn a_replacement_keeps_the_history() {
     );
 }
 
-#[tokio::test]
-async fn a_deletion_asks_a_person_then_applies_and_answers() {
-    let b = bench().await;
+async fn a_deletion_asks_a_person_then_applies_and_answers(b: Bench) {
     b.patient(IdentityStatus::Qual).await;
     let doc = Doc::new("d.1");
     b.receive(
@@ -332,9 +387,7 @@ async fn a_deletion_asks_a_person_then_applies_and_answers() {
     );
 }
 
-#[tokio::test]
-async fn a_refused_deletion_keeps_the_document() {
-    let b = bench().await;
+async fn a_refused_deletion_keeps_the_document(b: Bench) {
     b.patient(IdentityStatus::Qual).await;
     let doc = Doc::new("k.1");
     b.receive(
@@ -369,9 +422,7 @@ async fn a_refused_deletion_keeps_the_document() {
     assert_eq!(latest.state, VersionState::Current);
 }
 
-#[tokio::test]
-async fn the_same_message_twice_files_once_and_answers_once() {
-    let b = bench().await;
+async fn the_same_message_twice_files_once_and_answers_once(b: Bench) {
     let patient = b.patient(IdentityStatus::Qual).await;
     let raw = message(
         "twice@hopital.mssante.fr",
@@ -421,9 +472,7 @@ async fn the_same_message_twice_files_once_and_answers_once() {
     );
 }
 
-#[tokio::test]
-async fn a_message_stored_before_a_crash_is_decided_at_the_next_pass() {
-    let b = bench().await;
+async fn a_message_stored_before_a_crash_is_decided_at_the_next_pass(b: Bench) {
     b.patient(IdentityStatus::Qual).await;
     let raw = message(
         "crash@hopital.mssante.fr",
@@ -457,9 +506,7 @@ async fn a_message_stored_before_a_crash_is_decided_at_the_next_pass() {
     assert_eq!(out.state, WorkState::Integrated);
 }
 
-#[tokio::test]
-async fn broken_input_stays_in_the_worklist_with_its_code() {
-    let b = bench().await;
+async fn broken_input_stays_in_the_worklist_with_its_code(b: Bench) {
     let out = b
         .shell
         .import_xdm(b"PK\x03\x04 not really a zip", "dr.watson", now())
@@ -486,9 +533,7 @@ async fn broken_input_stays_in_the_worklist_with_its_code() {
     assert!(again.already_decided);
 }
 
-#[tokio::test]
-async fn automatic_deletion_when_configured() {
-    let b = bench().await;
+async fn automatic_deletion_when_configured(b: Bench) {
     let shell = Shell::new(b.store().clone(), config(true));
     b.patient(IdentityStatus::Qual).await;
     let doc = Doc::new("a.1");
@@ -526,9 +571,7 @@ async fn automatic_deletion_when_configured() {
     assert_eq!(latest.state, VersionState::Deleted);
 }
 
-#[tokio::test]
-async fn a_crash_after_the_answer_was_queued_does_not_answer_twice() {
-    let b = bench().await;
+async fn a_crash_after_the_answer_was_queued_does_not_answer_twice(b: Bench) {
     b.patient(IdentityStatus::Qual).await;
     let raw = message(
         "late@hopital.mssante.fr",
@@ -558,9 +601,7 @@ async fn a_crash_after_the_answer_was_queued_does_not_answer_twice() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_deciding_the_same_message_at_once_file_it_once() {
-    let b = bench().await;
+async fn two_processes_deciding_the_same_message_at_once_file_it_once(b: Bench) {
     let patient = b.patient(IdentityStatus::Qual).await;
     let raw = message(
         "race@hopital.mssante.fr",

@@ -232,6 +232,47 @@ impl<S: TokenSource> BalClient<S> {
         Ok(fetched)
     }
 
+    /// Like [`fetch_new`](Self::fetch_new), but stops once `max` messages or more were
+    /// received, so the caller can store them before asking for the rest (memory stays
+    /// bounded by `max` + `batch` messages). The flag says whether the server has more.
+    pub async fn fetch_some(
+        &self,
+        folder: &str,
+        state: &mut SyncState,
+        batch: usize,
+        max: usize,
+    ) -> Result<(Fetched, bool), TransportError> {
+        let mut fetched = Fetched::default();
+        let mut more = false;
+        supervise(
+            &self.policy,
+            self.tokens.as_deref(),
+            &self.status,
+            async |token: Option<SecretString>| {
+                let mut session = self.open_imap(token.as_ref()).await?;
+                let selected = session.select(folder, state).await?;
+                if selected.uidvalidity_changed {
+                    fetched.messages.clear();
+                    fetched.oversized.clear();
+                    fetched.uidvalidity_changed = true;
+                }
+                loop {
+                    let new = session.fetch_new(state, batch).await?;
+                    fetched.messages.extend(new.messages);
+                    fetched.oversized.extend(new.oversized);
+                    more = new.more;
+                    if !more || fetched.messages.len() >= max {
+                        break;
+                    }
+                }
+                session.logout().await;
+                Ok(())
+            },
+        )
+        .await?;
+        Ok((fetched, more))
+    }
+
     /// Follows `folder`: fetches what is new, hands each message to `deliver`, then waits in
     /// IDLE (or sleeps `wait` when the server has no IDLE) and starts again — on the same
     /// connection, so nothing that arrives between a fetch and the next IDLE is missed.

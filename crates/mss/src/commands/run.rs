@@ -22,6 +22,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 const FOLDER: &str = "INBOX";
+/// Messages fetched before they are stored and the next ones fetched.
+const FETCH_AT_ONCE: usize = 200;
+/// Messages stored between two saves of the sync position.
+const SAVE_EVERY: usize = 10;
 /// Outbox items sent per pass at most (the rest waits for the next pass).
 const OUTBOX_BATCH: u32 = 100;
 /// While following, how often the outbox is looked at when nothing arrives.
@@ -252,19 +256,44 @@ async fn once(
         psc: operator.psc,
     };
     let result = async {
-        let fetched = operator.client.fetch_new(FOLDER, &mut state, 100).await?;
-        for (uid, size) in &fetched.oversized {
-            eprintln!(
-                "mss: warning: {} UID {uid} ({size} bytes) is too large to fetch; it stays on the server",
-                bal.address
-            );
+        // A few hundred messages at a time: a large mailbox never sits whole in memory.
+        loop {
+            let before = state.clone();
+            let (fetched, more) = operator
+                .client
+                .fetch_some(FOLDER, &mut state, 100, FETCH_AT_ONCE)
+                .await?;
+            for (uid, size) in &fetched.oversized {
+                eprintln!(
+                    "mss: warning: {} UID {uid} ({size} bytes) is too large to fetch; it stays on the server",
+                    bal.address
+                );
+            }
+            // Progress is saved every few messages: a run killed mid-batch does not
+            // see the whole batch again at the next start.
+            let mut progress = if before.uidvalidity == state.uidvalidity {
+                before
+            } else {
+                SyncState {
+                    uidvalidity: state.uidvalidity,
+                    last_uid: 0,
+                    highest_modseq: None,
+                }
+            };
+            for (n, message) in fetched.messages.iter().enumerate() {
+                receive(shell, &bal, state.uidvalidity, message.uid, &message.raw, json).await?;
+                progress.last_uid = progress.last_uid.max(message.uid);
+                if n % SAVE_EVERY == SAVE_EVERY - 1 {
+                    save_state(shell, &bal, &progress).await?;
+                }
+            }
+            // Saved only once everything fetched is stored: a failure refetches, and the
+            // store recognises what it already holds.
+            save_state(shell, &bal, &state).await?;
+            if !more {
+                break;
+            }
         }
-        for message in &fetched.messages {
-            receive(shell, &bal, state.uidvalidity, message.uid, &message.raw, json).await?;
-        }
-        // Saved only once everything fetched is stored: a failure refetches, and the
-        // store recognises what it already holds.
-        save_state(shell, &bal, &state).await?;
         drain_outbox(shell, &operator, &bal).await
     }
     .await;
