@@ -79,6 +79,10 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a request waits for a free connection or a lock before failing.
     pub busy_timeout: Duration,
+    /// SQLite only: wait for the disk at every commit (`synchronous = FULL`, the default),
+    /// or only at checkpoints (`NORMAL`: a power cut may lose the last commits, never the
+    /// file's consistency; see docs/store.md).
+    pub sqlite_sync_every_commit: bool,
 }
 
 /// 64 MiB: well above what MSSanté operators accept for one message.
@@ -90,6 +94,7 @@ impl Default for StoreOptions {
             max_content_bytes: DEFAULT_MAX_CONTENT_BYTES,
             max_connections: 5,
             busy_timeout: Duration::from_secs(30),
+            sqlite_sync_every_commit: true,
         }
     }
 }
@@ -197,6 +202,11 @@ impl Store {
         };
         probe(backend, &connect_url, options.busy_timeout).await?;
         let busy_ms = options.busy_timeout.as_millis().min(i32::MAX as u128) as i64;
+        let synchronous = if options.sqlite_sync_every_commit {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.busy_timeout)
@@ -211,6 +221,7 @@ impl Store {
                         sqlx::query(sqlx::AssertSqlSafe(pragma))
                             .execute(&mut *conn)
                             .await?;
+                        sqlx::query(synchronous).execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
@@ -257,6 +268,19 @@ impl Store {
     /// directly (for instance to prove that tampering is detected).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// SQLite's `synchronous` level on a pooled connection (2 = FULL, 1 = NORMAL), to show
+    /// the durability in force; `None` on PostgreSQL.
+    pub async fn sqlite_synchronous(&self) -> Result<Option<i64>> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(error::db("reading the synchronous level"))?;
+        Ok(Some(level))
     }
 
     /// Waits for running requests and closes every connection.

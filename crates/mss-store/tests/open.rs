@@ -67,3 +67,23 @@ async fn a_database_file_that_is_not_sqlite() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Open { .. }), "{err}");
 }
+
+/// Each pooled connection gets the durability asked for (SQLite forgets it per connection).
+#[tokio::test]
+async fn sqlite_waits_for_the_disk_at_every_commit_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    for (every_commit, expected) in [(true, 2_i64), (false, 1)] {
+        let url = format!(
+            "sqlite:{}",
+            dir.path().join(format!("{every_commit}.db")).display()
+        );
+        let options = mss_store::StoreOptions {
+            sqlite_sync_every_commit: every_commit,
+            ..Default::default()
+        };
+        let store = Store::open_with(&url, options).await.unwrap();
+        // FULL = 2, NORMAL = 1.
+        assert_eq!(store.sqlite_synchronous().await.unwrap(), Some(expected));
+        store.close().await;
+    }
+}

@@ -58,6 +58,17 @@ pub struct StoreSettings {
     pub auto_delete: bool,
     /// Largest message, attachment or document stored, in MiB.
     pub max_message_mib: Option<u32>,
+    /// SQLite: `full` waits for the disk at every commit; `normal` only at checkpoints.
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    #[default]
+    Full,
+    Normal,
 }
 
 impl Default for StoreSettings {
@@ -67,6 +78,7 @@ impl Default for StoreSettings {
             trace_retention_days: default_retention(),
             auto_delete: false,
             max_message_mib: None,
+            sqlite_synchronous: SqliteSynchronous::Full,
         }
     }
 }
@@ -285,6 +297,10 @@ mod tests {
         assert!(config.store_url().ends_with("mss-data/mss.db"));
         assert_eq!(config.store.trace_retention_days, 183);
         assert!(!config.store.auto_delete);
+        assert_eq!(config.store.sqlite_synchronous, SqliteSynchronous::Full);
+        let normal =
+            load("[software]\nnil = \"REF\"\n[store]\nsqlite_synchronous = \"normal\"\n").unwrap();
+        assert_eq!(normal.store.sqlite_synchronous, SqliteSynchronous::Normal);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mss.toml");
         std::fs::write(&path, "[software]\nnil = \"REF\"\n[store]\nurl = \"sqlite:db/x.db\"\ntrace_retention_days = 0\nauto_delete = true\n").unwrap();

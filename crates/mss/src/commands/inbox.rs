@@ -42,6 +42,8 @@ pub(super) async fn open_store(config: &Config) -> Result<Store> {
     if let Some(mib) = config.store.max_message_mib {
         options.max_content_bytes = (mib as usize).saturating_mul(1024 * 1024);
     }
+    options.sqlite_sync_every_commit =
+        config.store.sqlite_synchronous == crate::config::SqliteSynchronous::Full;
     Ok(Store::open_with(&config.store_url(), options).await?)
 }
 
