@@ -54,28 +54,15 @@ fn pdf(rng: &mut Rng, len: usize) -> Vec<u8> {
     out
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len() * 4 / 3 + bytes.len() / 57 + 4);
-    for (i, chunk) in bytes.chunks(3).enumerate() {
-        if i > 0 && i % 19 == 0 {
-            out.push('\n');
-        }
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * k)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// Base64 in lines of 76 characters, as MIME writes a body part.
+fn mime_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    text.as_bytes()
+        .chunks(76)
+        .map(|line| std::str::from_utf8(line).expect("base64 is ASCII"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Message `n`: a level-1 CDA (PDF body) for the QUAL patient, its XDM of 50–250 KB.
@@ -85,7 +72,7 @@ fn message(n: usize, rng: &mut Rng) -> Vec<u8> {
     let target = 50 * 1024 + (rng.next() % (196 * 1024)) as usize;
     let body = format!(
         "<component><nonXMLBody><text mediaType=\"application/pdf\" representation=\"B64\">{}</text></nonXMLBody></component>",
-        base64(&pdf(rng, target))
+        mime_base64(&pdf(rng, target))
     );
     let cda = String::from_utf8(doc.xml())
         .unwrap()
