@@ -202,33 +202,7 @@ impl<S: TokenSource> BalClient<S> {
         state: &mut SyncState,
         batch: usize,
     ) -> Result<Fetched, TransportError> {
-        let mut fetched = Fetched::default();
-        supervise(
-            &self.policy,
-            self.tokens.as_deref(),
-            &self.status,
-            async |token: Option<SecretString>| {
-                let mut session = self.open_imap(token.as_ref()).await?;
-                let selected = session.select(folder, state).await?;
-                if selected.uidvalidity_changed {
-                    // Everything is fetched again; what we had belongs to the old numbering.
-                    fetched.messages.clear();
-                    fetched.oversized.clear();
-                    fetched.uidvalidity_changed = true;
-                }
-                loop {
-                    let new = session.fetch_new(state, batch).await?;
-                    fetched.messages.extend(new.messages);
-                    fetched.oversized.extend(new.oversized);
-                    if !new.more {
-                        break;
-                    }
-                }
-                session.logout().await;
-                Ok(())
-            },
-        )
-        .await?;
+        let (fetched, _) = self.fetch_some(folder, state, batch, usize::MAX).await?;
         Ok(fetched)
     }
 
@@ -252,6 +226,7 @@ impl<S: TokenSource> BalClient<S> {
                 let mut session = self.open_imap(token.as_ref()).await?;
                 let selected = session.select(folder, state).await?;
                 if selected.uidvalidity_changed {
+                    // Everything is fetched again; what we had belongs to the old numbering.
                     fetched.messages.clear();
                     fetched.oversized.clear();
                     fetched.uidvalidity_changed = true;
