@@ -695,13 +695,7 @@ impl Shell {
         let message_id = format!("ack.{}.{}@{domain}", run.message, &sha[..16]);
         // The outbox itself is the guard: a crash between queueing and the trace that
         // says so leaves no trace, but the answer is there (found by the kill test).
-        if self
-            .store
-            .outbox_by_message_id(&message_id)
-            .await?
-            .is_some()
-            || self.ack_queued(run).await?
-        {
+        if self.store.is_queued(&message_id).await? || self.ack_queued(run).await? {
             self.trace(run, "ack.already_queued", None, None, None, "ok")
                 .await?;
             return Ok(None);

@@ -280,6 +280,15 @@ impl Store {
             .map_err(db("reading the outbox"))
     }
 
+    /// Whether an item was ever queued under this Message-ID (angle brackets optional),
+    /// without reading its bytes.
+    pub async fn is_queued(&self, message_id: &str) -> Result<bool> {
+        Ok(match normalize_message_id(message_id) {
+            Some(normalized) => self.outbox_id_by_message_id(&normalized).await?.is_some(),
+            None => false,
+        })
+    }
+
     /// The item sent (or queued) under this Message-ID (angle brackets optional).
     pub async fn outbox_by_message_id(&self, message_id: &str) -> Result<Option<OutboxItem>> {
         let Some(normalized) = normalize_message_id(message_id) else {
