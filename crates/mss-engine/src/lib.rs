@@ -38,7 +38,7 @@ pub use matching::{
 };
 pub use mss_docs::mdn::ErrorCode;
 pub use process::{
-    Action, DocumentOutcome, DocumentReport, Input, Notification, Options, Processed, State,
-    TraceEvent, apply_to_history, process,
+    Action, DocumentOutcome, DocumentReport, Input, Notification, Opened, Options, Processed,
+    State, TraceEvent, apply_to_history, decide, open, process,
 };
 pub use versions::{HeldState, HeldVersion, IncomingVersion, VersionDecision, decide_version};

@@ -274,14 +274,76 @@ pub struct Processed {
     pub actions: Vec<Action>,
 }
 
-/// Decides everything about `input`. Fails only when a message's bytes are
-/// not a mail message (or are too large): the shell keeps the raw bytes in
-/// the worklist with that error.
+/// Decides everything about `input`: [`open`] then [`decide`]. Fails only
+/// when a message's bytes are not a mail message (or are too large): the
+/// shell keeps the raw bytes in the worklist with that error.
 pub fn process(
     input: Input<'_>,
     state: &State<'_>,
     options: &Options,
 ) -> Result<Processed, MessageError> {
+    Ok(decide(open(input, options)?, state, options))
+}
+
+/// An input read once: the message parsed and classified, its archive
+/// unpacked and its documents hashed. This is the costly part of processing
+/// (MIME decoding, inflating, hashing); the shell opens each input once,
+/// reads the state the package points to, then [`decide`]s.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// `None` for a manual import.
+    received: Option<Received>,
+    archive: Archive,
+}
+
+#[derive(Debug, Clone)]
+enum Archive {
+    /// Not an XDM message (a report or a plain mail): nothing to open.
+    NotXdm,
+    /// The subject announces documents but no IHE_XDM attachment is there.
+    Missing,
+    Read(Result<XdmPackage, xdm::XdmError>),
+}
+
+impl Opened {
+    /// The package read, when there is one: what the state to gather depends on.
+    pub fn package(&self) -> Option<&XdmPackage> {
+        match &self.archive {
+            Archive::Read(Ok(package)) => Some(package),
+            _ => None,
+        }
+    }
+}
+
+/// Reads `input` (see [`Opened`]).
+pub fn open(input: Input<'_>, options: &Options) -> Result<Opened, MessageError> {
+    // The archive is read where it lies: no copy of a large attachment.
+    Ok(match input {
+        Input::Import { zip } => Opened {
+            received: None,
+            archive: Archive::Read(xdm::read(zip, &options.xdm_limits)),
+        },
+        Input::Message { raw } => {
+            let received = classify(raw)?;
+            let archive = match received.kind {
+                MessageKind::Mdn | MessageKind::Dsn | MessageKind::Plain => Archive::NotXdm,
+                MessageKind::Xdm => match received.message.xdm() {
+                    Some(a) => Archive::Read(xdm::read(&a.bytes, &options.xdm_limits)),
+                    None => Archive::Missing,
+                },
+            };
+            Opened {
+                received: Some(received),
+                archive,
+            }
+        }
+    })
+}
+
+/// Decides everything about an opened input, given the state. Pure and cheap:
+/// no decoding happens here.
+pub fn decide(opened: Opened, state: &State<'_>, options: &Options) -> Processed {
+    let Opened { received, archive } = opened;
     let mut out = Processed {
         received: None,
         package: None,
@@ -290,103 +352,60 @@ pub fn process(
         ack: AckPlan::None(NoAckReason::ManualImport),
         actions: Vec::new(),
     };
-    // The archive is read where it lies: no copy of a large attachment.
-    let read = match input {
-        Input::Import { zip } => Some(xdm::read(zip, &options.xdm_limits)),
-        Input::Message { raw } => {
-            let received = classify(raw)?;
-            out.actions.push(Action::Trace {
-                event: TraceEvent::MessageClassified,
-                detail: format!(
-                    "message-id={} kind={:?} patient_sender={}",
-                    received.message_id().unwrap_or("-"),
-                    received.kind,
-                    received.sender.is_patient()
-                ),
-            });
-            let zip = match received.kind {
-                MessageKind::Mdn | MessageKind::Dsn => {
-                    if let Some(report) = &received.report {
-                        out.actions.push(Action::RecordReport(report.clone()));
-                        out.actions
-                            .push(Action::Notify(Notification::ReportReceived {
-                                original_message_id: match report {
-                                    Report::Mdn {
-                                        original_message_id,
-                                        ..
-                                    }
-                                    | Report::Dsn {
-                                        original_message_id,
-                                        ..
-                                    } => original_message_id.clone(),
-                                },
-                                failed: report.is_failure(),
-                            }));
-                        out.actions.push(Action::Trace {
-                            event: TraceEvent::ReportReceived,
-                            detail: format!(
-                                "failure={} code={}",
-                                report.is_failure(),
-                                report.error_code().map_or(0, ErrorCode::code)
-                            ),
-                        });
-                    }
-                    None
-                }
-                MessageKind::Plain => {
-                    out.actions.push(Action::Notify(Notification::NewMessage {
-                        from_patient: received.sender.is_patient(),
-                    }));
-                    None
-                }
-                MessageKind::Xdm => Some(
-                    received
-                        .message
-                        .xdm()
-                        .map(|a| xdm::read(&a.bytes, &options.xdm_limits)),
-                ),
-            };
-            out.received = Some(received);
-            match zip {
-                // Not an XDM message: nothing more to decide.
-                None => {
-                    out.ack = AckPlan::None(NoAckReason::NotXdm);
-                    out.sender_label = sender_label(&out, state);
-                    return Ok(out);
-                }
-                Some(None) => {
-                    reject_message(
-                        &mut out,
-                        "Le message annonce des documents (objet XDM/1.0/DDM+) mais ne contient pas d'archive IHE_XDM.",
-                        None,
-                    );
-                    None
-                }
-                Some(Some(read)) => Some(read),
-            }
-        }
-    };
-
-    if let Some(read) = read {
-        match read {
-            Ok(package) if package.documents.is_empty() => {
-                reject_message(
-                    &mut out,
-                    "L'archive IHE_XDM ne décrit aucun document.",
-                    None,
-                );
-                out.package = Some(package);
-            }
-            Ok(package) => {
-                decide_documents(&package, state, options, &mut out);
-                out.package = Some(package);
-            }
-            Err(e) => reject_message(
-                &mut out,
-                "L'archive IHE_XDM est illisible ou refusée.",
-                Some(e.to_string()),
+    if let Some(received) = &received {
+        out.actions.push(Action::Trace {
+            event: TraceEvent::MessageClassified,
+            detail: format!(
+                "message-id={} kind={:?} patient_sender={}",
+                received.message_id().unwrap_or("-"),
+                received.kind,
+                received.sender.is_patient()
             ),
+        });
+        match received.kind {
+            MessageKind::Mdn | MessageKind::Dsn => {
+                if let Some(report) = &received.report {
+                    record_report(report, &mut out);
+                }
+            }
+            MessageKind::Plain => {
+                out.actions.push(Action::Notify(Notification::NewMessage {
+                    from_patient: received.sender.is_patient(),
+                }));
+            }
+            MessageKind::Xdm => {}
         }
+    }
+    out.received = received;
+    match archive {
+        // Not an XDM message: nothing more to decide.
+        Archive::NotXdm => {
+            out.ack = AckPlan::None(NoAckReason::NotXdm);
+            out.sender_label = sender_label(&out, state);
+            return out;
+        }
+        Archive::Missing => reject_message(
+            &mut out,
+            "Le message annonce des documents (objet XDM/1.0/DDM+) mais ne contient pas d'archive IHE_XDM.",
+            None,
+        ),
+        Archive::Read(Ok(package)) if package.documents.is_empty() => {
+            reject_message(
+                &mut out,
+                "L'archive IHE_XDM ne décrit aucun document.",
+                None,
+            );
+            out.package = Some(package);
+        }
+        Archive::Read(Ok(package)) => {
+            decide_documents(&package, state, options, &mut out);
+            out.package = Some(package);
+        }
+        Archive::Read(Err(e)) => reject_message(
+            &mut out,
+            "L'archive IHE_XDM est illisible ou refusée.",
+            Some(e.to_string()),
+        ),
     }
 
     out.sender_label = sender_label(&out, state);
@@ -405,7 +424,35 @@ pub fn process(
             detail: ack_detail(&out.ack),
         });
     }
-    Ok(out)
+    out
+}
+
+/// A received MDN or DSN: link it to what we sent, tell the users, trace it.
+fn record_report(report: &Report, out: &mut Processed) {
+    let original_message_id = match report {
+        Report::Mdn {
+            original_message_id,
+            ..
+        }
+        | Report::Dsn {
+            original_message_id,
+            ..
+        } => original_message_id.clone(),
+    };
+    out.actions.push(Action::RecordReport(report.clone()));
+    out.actions
+        .push(Action::Notify(Notification::ReportReceived {
+            original_message_id,
+            failed: report.is_failure(),
+        }));
+    out.actions.push(Action::Trace {
+        event: TraceEvent::ReportReceived,
+        detail: format!(
+            "failure={} code={}",
+            report.is_failure(),
+            report.error_code().map_or(0, ErrorCode::code)
+        ),
+    });
 }
 
 fn ack_detail(plan: &AckPlan) -> String {

@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 use crate::acknowledge::{self, AckContext, AckError, AckPlan};
 use crate::matching::LocalPatient;
 use crate::process::{
-    Action, DocumentOutcome, Input, Notification, Options, Processed, State, TraceEvent, process,
+    self, Action, DocumentOutcome, Input, Notification, Options, Processed, State, TraceEvent,
 };
 use crate::versions::{HeldState, HeldVersion, Origin, VersionDecision, show};
 
@@ -312,25 +312,20 @@ impl Shell {
         Ok(outcome)
     }
 
-    /// Decides once without state to read the package, then reads what the store
-    /// knows about its patients and documents, and decides for real.
+    /// Opens the input once, reads what the store knows about the patients and
+    /// documents its package concerns, and decides.
     async fn decide(&self, input: Input<'_>) -> Result<Processed, ShellError> {
-        let empty = State {
-            patients: &[],
-            history: &[],
-            acknowledged: false,
-        };
-        let first = process(input, &empty, &self.config.options)?;
-        let (patients, history) = match &first.package {
+        let opened = process::open(input, &self.config.options)?;
+        let (patients, history) = match opened.package() {
             Some(package) => self.gather(package).await?,
-            None => return Ok(first),
+            None => (Vec::new(), Vec::new()),
         };
         let state = State {
             patients: &patients,
             history: &history,
             acknowledged: false,
         };
-        Ok(process(input, &state, &self.config.options)?)
+        Ok(process::decide(opened, &state, &self.config.options))
     }
 
     /// The local patients and held versions the package's documents may concern.
