@@ -17,6 +17,7 @@
 
 use mss_docs::cda::InstanceId;
 use mss_docs::mdn::{ErrorCode, MdnOutcome};
+use mss_docs::message::MessageError;
 use mss_docs::xdm::XdmPackage;
 use mss_model::{Matricule, MssAddress};
 use mss_store::{
@@ -29,7 +30,8 @@ use time::OffsetDateTime;
 use crate::acknowledge::{self, AckContext, AckError, AckPlan};
 use crate::matching::LocalPatient;
 use crate::process::{
-    self, Action, DocumentOutcome, Input, Notification, Options, Processed, State, TraceEvent,
+    self, Action, DocumentOutcome, Input, Notification, Opened, Options, Processed, State,
+    TraceEvent,
 };
 use crate::versions::{HeldState, HeldVersion, Origin, VersionDecision, show};
 
@@ -60,7 +62,7 @@ pub enum ShellError {
     #[error("the acknowledgement could not be built ({0}); answer the sender by hand")]
     Ack(#[from] AckError),
     #[error("the message cannot be read: {0}")]
-    Message(#[from] mss_docs::message::MessageError),
+    Message(#[from] MessageError),
     #[error(
         "the stored message {0} can no longer be read: run `mss trace verify` and check the database"
     )]
@@ -137,10 +139,38 @@ impl Shell {
         &self.store
     }
 
+    /// The decision options, for [`open_message`] on another thread.
+    pub fn options(&self) -> Options {
+        self.config.options
+    }
+
     /// A message read from a mailbox: stored, decided, executed.
     pub async fn receive(
         &self,
         incoming: &Incoming<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Outcome, ShellError> {
+        let start = Start::Input(Input::Message { raw: incoming.raw });
+        self.receive_from(incoming, start, now).await
+    }
+
+    /// Same as [`Shell::receive`] for a message the caller already opened with
+    /// [`open_message`], on another thread while the previous one was being filed
+    /// (opening is the costly part: MIME decoding, inflating, hashing).
+    pub async fn receive_opened(
+        &self,
+        incoming: &Incoming<'_>,
+        opened: Result<Opened, MessageError>,
+        now: OffsetDateTime,
+    ) -> Result<Outcome, ShellError> {
+        self.receive_from(incoming, Start::Opened(Box::new(opened)), now)
+            .await
+    }
+
+    async fn receive_from(
+        &self,
+        incoming: &Incoming<'_>,
+        start: Start<'_>,
         now: OffsetDateTime,
     ) -> Result<Outcome, ShellError> {
         let mailbox = self
@@ -178,13 +208,8 @@ impl Shell {
             incoming.uid,
             incoming.raw.len()
         );
-        self.decide_and_execute(
-            &run,
-            inserted,
-            &request,
-            Input::Message { raw: incoming.raw },
-        )
-        .await
+        self.decide_and_execute(&run, inserted, &request, start)
+            .await
     }
 
     /// An XDM archive imported by hand (UX.39): the same path, nobody to answer.
@@ -230,8 +255,13 @@ impl Shell {
             author,
         };
         let request = format!("import size={}", zip.len());
-        self.decide_and_execute(&run, inserted, &request, Input::Import { zip })
-            .await
+        self.decide_and_execute(
+            &run,
+            inserted,
+            &request,
+            Start::Input(Input::Import { zip }),
+        )
+        .await
     }
 
     async fn decide_and_execute(
@@ -239,7 +269,7 @@ impl Shell {
         run: &Run<'_>,
         inserted: InsertOutcome,
         request: &str,
-        input: Input<'_>,
+        start: Start<'_>,
     ) -> Result<Outcome, ShellError> {
         let item = self.store.work_item_for(run.message, "", run.now).await?;
         let current = self
@@ -265,7 +295,7 @@ impl Shell {
                 offered: None,
             });
         }
-        let processed = match self.decide(input).await {
+        let processed = match self.decide(start).await {
             Ok(p) => p,
             Err(ShellError::Message(error)) => {
                 let reason = format!("Message illisible : {error}");
@@ -312,10 +342,13 @@ impl Shell {
         Ok(outcome)
     }
 
-    /// Opens the input once, reads what the store knows about the patients and
-    /// documents its package concerns, and decides.
-    async fn decide(&self, input: Input<'_>) -> Result<Processed, ShellError> {
-        let opened = process::open(input, &self.config.options)?;
+    /// Opens the input once (unless the caller did), reads what the store knows about
+    /// the patients and documents its package concerns, and decides.
+    async fn decide(&self, start: Start<'_>) -> Result<Processed, ShellError> {
+        let opened = match start {
+            Start::Input(input) => process::open(input, &self.config.options)?,
+            Start::Opened(opened) => (*opened)?,
+        };
         let (patients, history) = match opened.package() {
             Some(package) => self.gather(package).await?,
             None => (Vec::new(), Vec::new()),
@@ -988,7 +1021,7 @@ impl Shell {
             author,
         };
         let input = input_of(&stored);
-        let processed = self.decide(input).await?;
+        let processed = self.decide(Start::Input(input)).await?;
         let report = processed
             .documents
             .iter()
@@ -1128,7 +1161,7 @@ impl Shell {
             now,
             author,
         };
-        let processed = self.decide(input_of(&stored)).await?;
+        let processed = self.decide(Start::Input(input_of(&stored))).await?;
         let header = processed
             .package
             .as_ref()
@@ -1246,7 +1279,7 @@ impl Shell {
             now,
             author,
         };
-        let processed = self.decide(input_of(&stored)).await?;
+        let processed = self.decide(Start::Input(input_of(&stored))).await?;
         let received = processed
             .received
             .as_ref()
@@ -1356,6 +1389,19 @@ impl Shell {
         let address = mailbox.address.as_str().to_owned();
         Ok((work, (stored, address, mailbox.id)))
     }
+}
+
+/// What a decision starts from: the bytes, or what the caller already opened.
+enum Start<'a> {
+    Input(Input<'a>),
+    /// Boxed: a parsed message is large beside a pair of slices.
+    Opened(Box<Result<Opened, MessageError>>),
+}
+
+/// Opens a received message as [`Shell::receive_opened`] expects it. Pure CPU work,
+/// to run on a blocking thread.
+pub fn open_message(raw: &[u8], options: &Options) -> Result<Opened, MessageError> {
+    process::open(Input::Message { raw }, options)
 }
 
 fn input_of(stored: &mss_store::StoredMessage) -> Input<'_> {

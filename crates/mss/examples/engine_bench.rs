@@ -22,6 +22,8 @@ mod support;
 
 use app_world::{AppWorld, BAL, SENDER};
 use mss_docs::message::{Mailbox, OutgoingMessage, XdmPackage, compose};
+use mss_model::MssAddress;
+use mss_store::{MailboxKind, MessageKey, NewVersion, Store, StoreOptions};
 use mss_testkit::postgres::Postgres;
 use mss_transport::imap::{Credentials, Endpoint, ImapOptions, ImapSession, Security, SyncState};
 use mss_transport::tls::{ClientIdentity, TlsPolicy, TlsSettings};
@@ -65,8 +67,9 @@ fn mime_base64(bytes: &[u8]) -> String {
         .join("\n")
 }
 
-/// Message `n`: a level-1 CDA (PDF body) for the QUAL patient, its XDM of 50–250 KB.
-fn message(n: usize, rng: &mut Rng) -> Vec<u8> {
+/// Message `n`: a level-1 CDA (PDF body) for the QUAL patient, its XDM of 50–250 KB;
+/// returns the message and the CDA it carries.
+fn message(n: usize, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
     let mut doc = Doc::new(&format!("1.2.250.1.999.8.{n}"));
     doc.set_id = format!("1.2.250.1.999.9.{n}");
     let target = 50 * 1024 + (rng.next() % (196 * 1024)) as usize;
@@ -77,8 +80,9 @@ fn message(n: usize, rng: &mut Rng) -> Vec<u8> {
     let cda = String::from_utf8(doc.xml())
         .unwrap()
         .replace("<component><structuredBody/></component>", &body);
-    let (zip, headers) = support::xdm_of(&[cda.into_bytes()], None);
-    compose(&OutgoingMessage {
+    let cda = cda.into_bytes();
+    let (zip, headers) = support::xdm_of(std::slice::from_ref(&cda), None);
+    let raw = compose(&OutgoingMessage {
         from: Mailbox::named(SENDER, "Dr House"),
         to: vec![Mailbox::new(BAL)],
         message_id: format!("bench.{n}@test.local"),
@@ -92,7 +96,87 @@ fn message(n: usize, rng: &mut Rng) -> Vec<u8> {
         test_identities: true,
         ..OutgoingMessage::default()
     })
-    .expect("message composes")
+    .expect("message composes");
+    (raw, cda)
+}
+
+/// The mailbox, `CHUNK` messages at a time: the same bytes every time it is called.
+const CHUNK: usize = 200;
+
+fn mailbox(messages: usize) -> impl Iterator<Item = Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    (0..messages).step_by(CHUNK).map(move |n| {
+        (n..(n + CHUNK).min(messages))
+            .map(|i| message(i, &mut rng))
+            .collect()
+    })
+}
+
+/// The floor under the engine: only what it must keep for each message (the raw bytes,
+/// then the CDA as a document version, as the engine stores them) written through
+/// mss-store, nothing parsed, decided or traced. Generating the messages is not timed.
+async fn store_floor(name: &str, url: &str, sync_every_commit: bool, messages: usize, raw: f64) {
+    let store = Store::open_with(
+        url,
+        StoreOptions {
+            sqlite_sync_every_commit: sync_every_commit,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .expect("store");
+    let now = time::OffsetDateTime::now_utc();
+    let address = MssAddress::parse(BAL).expect("address");
+    let bal = store
+        .ensure_mailbox(&address, MailboxKind::App, now)
+        .await
+        .expect("mailbox");
+    let mut spent = std::time::Duration::ZERO;
+    let mut n = 0u32;
+    for chunk in mailbox(messages) {
+        let started = Instant::now();
+        for (raw, cda) in &chunk {
+            n += 1;
+            let key = MessageKey {
+                mailbox_id: bal.id,
+                folder: "INBOX".into(),
+                uidvalidity: 1,
+                uid: n,
+            };
+            let message = store
+                .insert_message(&key, None, raw, now)
+                .await
+                .expect("insert")
+                .id();
+            let id = format!("1.2.250.1.999.8.{n}");
+            store
+                .add_version(
+                    &NewVersion {
+                        set_id: &id,
+                        version_id: &id,
+                        source_version: Some(1),
+                        supersedes: None,
+                        patient: None,
+                        doc_type: None,
+                        title: None,
+                        media_type: "text/xml",
+                        content: cda,
+                        message: Some(message),
+                    },
+                    now,
+                )
+                .await
+                .expect("version");
+        }
+        spent += started.elapsed();
+    }
+    store.close().await;
+    let secs = spent.as_secs_f64();
+    println!(
+        "{name}: store floor (raw + CDA written, nothing else) {secs:.2} s = {:.0} msg/s; {:.2}× the raw fetch time",
+        messages as f64 / secs,
+        secs / raw
+    );
 }
 
 fn loadavg() -> String {
@@ -206,23 +290,17 @@ async fn main() {
 
     // The mailbox, written straight into the maildir a chunk at a time.
     let started = Instant::now();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut bytes, mut smallest, mut largest) = (0usize, usize::MAX, 0usize);
-    let mut n = 0;
-    while n < messages {
-        let chunk: Vec<Vec<u8>> = (n..(n + 200).min(messages))
-            .map(|i| message(i, &mut rng))
-            .collect();
-        for m in &chunk {
+    for chunk in mailbox(messages) {
+        for (m, _) in &chunk {
             bytes += m.len();
             smallest = smallest.min(m.len());
             largest = largest.max(m.len());
         }
         world
             .dovecot
-            .deliver_maildir(BAL, chunk.iter().map(Vec::as_slice))
+            .deliver_maildir(BAL, chunk.iter().map(|(m, _)| m.as_slice()))
             .expect("maildir");
-        n += chunk.len();
     }
     println!(
         "mailbox: {messages} messages, {:.1} MB ({:.0}–{:.0} KB each), written in {:.1} s",
@@ -288,14 +366,33 @@ async fn main() {
         size as f64 / 1e6 / raw
     );
 
+    let floors = tempfile::tempdir().expect("temporary directory");
+    let floor_url = |name: &str| format!("sqlite:{}", floors.path().join(name).display());
     if which == "sqlite" || which == "both" {
+        store_floor("sqlite", &floor_url("full.db"), true, messages, raw).await;
         engine(&world, "sqlite", None, messages, raw);
     }
     if which == "sqlite-normal" || which == "sqlite" || which == "both" {
+        store_floor(
+            "sqlite-normal",
+            &floor_url("normal.db"),
+            false,
+            messages,
+            raw,
+        )
+        .await;
         engine(&world, "sqlite-normal", None, messages, raw);
     }
     if which == "postgres" || which == "both" {
         let pg = Postgres::start().expect("PostgreSQL (scripts/setup/postgres.sh)");
+        store_floor(
+            "postgres",
+            &pg.create_database("floor"),
+            true,
+            messages,
+            raw,
+        )
+        .await;
         let url = pg.create_database("bench");
         engine(&world, "postgres", Some(&url), messages, raw);
     }

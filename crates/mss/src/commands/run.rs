@@ -9,11 +9,11 @@ use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::operator::Operator;
 use anyhow::{Context, Result, bail};
-use mss_engine::shell::{Incoming, Shell};
+use mss_engine::shell::{Incoming, Outcome, Shell, open_message};
 use mss_model::MssAddress;
 use mss_store::{MailboxKind, NewTrace, Store};
 use mss_transport::bal::{BalConfig, BalKind};
-use mss_transport::imap::SyncState;
+use mss_transport::imap::{FetchedMessage, SyncState};
 use mss_transport::supervisor::RetryPolicy;
 use mss_transport::trace::{TraceEvent, TraceSink};
 use std::path::Path;
@@ -22,8 +22,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 const FOLDER: &str = "INBOX";
-/// Messages fetched before they are stored and the next ones fetched.
-const FETCH_AT_ONCE: usize = 200;
+/// Messages fetched at once; the next ones are fetched while these are stored, so two
+/// such batches may be in memory.
+const FETCH_AT_ONCE: usize = 100;
 /// Messages stored between two saves of the sync position.
 const SAVE_EVERY: usize = 10;
 /// Outbox items sent per pass at most (the rest waits for the next pass).
@@ -223,7 +224,12 @@ async fn receive(
         )
         .await
         .with_context(|| format!("message UID {uid}"))?;
-    let summary = outcome_json(&outcome);
+    report(bal, uid, &outcome, json)
+}
+
+/// One line per message filed: what became of it.
+fn report(bal: &Bal, uid: u32, outcome: &Outcome, json: bool) -> Result<()> {
+    let summary = outcome_json(outcome);
     if json {
         let mut line = serde_json::to_value(&summary)?;
         line["mailbox"] = bal.address.as_str().into();
@@ -236,6 +242,52 @@ async fn receive(
             summary.state,
             summary.code.map(|c| format!(" {c}")).unwrap_or_default()
         );
+    }
+    Ok(())
+}
+
+/// Files a fetched batch in UID order. Each next message is opened (MIME decoding,
+/// inflating, hashing) on a blocking thread while the current one is stored and
+/// decided; the position is saved every few messages, so a run killed mid-batch does
+/// not see the whole batch again at the next start.
+async fn file_batch(
+    shell: &Shell,
+    bal: &Bal,
+    messages: Vec<FetchedMessage>,
+    mut progress: SyncState,
+    json: bool,
+) -> Result<()> {
+    let options = shell.options();
+    let open_later = |message: FetchedMessage| {
+        tokio::task::spawn_blocking(move || {
+            let opened = open_message(&message.raw, &options);
+            (message, opened)
+        })
+    };
+    let mut messages = messages.into_iter();
+    let mut next = messages.next().map(open_later);
+    let mut n = 0;
+    while let Some(opening) = next.take() {
+        let (message, opened) = opening.await.context("opening a received message")?;
+        next = messages.next().map(open_later);
+        let incoming = Incoming {
+            mailbox: &bal.address,
+            kind: bal.kind,
+            folder: FOLDER,
+            uidvalidity: progress.uidvalidity,
+            uid: message.uid,
+            raw: &message.raw,
+        };
+        let outcome = shell
+            .receive_opened(&incoming, opened, now_local())
+            .await
+            .with_context(|| format!("message UID {}", message.uid))?;
+        report(bal, message.uid, &outcome, json)?;
+        progress.last_uid = progress.last_uid.max(message.uid);
+        n += 1;
+        if n % SAVE_EVERY == 0 {
+            save_state(shell, bal, &progress).await?;
+        }
     }
     Ok(())
 }
@@ -256,42 +308,50 @@ async fn once(
         psc: operator.psc,
     };
     let result = async {
-        // A few hundred messages at a time: a large mailbox never sits whole in memory.
-        loop {
-            let before = state.clone();
-            let (fetched, more) = operator
-                .client
-                .fetch_some(FOLDER, &mut state, 100, FETCH_AT_ONCE)
+        // A hundred messages at a time, the next hundred fetched while these are filed:
+        // a large mailbox never sits whole in memory. Each batch carries the sync state
+        // that follows it, so the position saved never runs ahead of what is stored.
+        let client = &operator.client;
+        let fetch = async |mut after: SyncState| {
+            let (fetched, more) = client
+                .fetch_some(FOLDER, &mut after, 100, FETCH_AT_ONCE)
                 .await?;
+            anyhow::Ok((fetched, more, after))
+        };
+        let mut batch = fetch(state.clone()).await?;
+        loop {
+            let (fetched, more, after) = batch;
             for (uid, size) in &fetched.oversized {
                 eprintln!(
                     "mss: warning: {} UID {uid} ({size} bytes) is too large to fetch; it stays on the server",
                     bal.address
                 );
             }
-            // Progress is saved every few messages: a run killed mid-batch does not
-            // see the whole batch again at the next start.
-            let mut progress = if before.uidvalidity == state.uidvalidity {
-                before
+            let progress = if state.uidvalidity == after.uidvalidity {
+                state.clone()
             } else {
                 SyncState {
-                    uidvalidity: state.uidvalidity,
+                    uidvalidity: after.uidvalidity,
                     last_uid: 0,
                     highest_modseq: None,
                 }
             };
-            for (n, message) in fetched.messages.iter().enumerate() {
-                receive(shell, &bal, state.uidvalidity, message.uid, &message.raw, json).await?;
-                progress.last_uid = progress.last_uid.max(message.uid);
-                if n % SAVE_EVERY == SAVE_EVERY - 1 {
-                    save_state(shell, &bal, &progress).await?;
+            let next = async {
+                match more {
+                    true => Some(fetch(after.clone()).await),
+                    false => None,
                 }
-            }
+            };
+            let (filed, next) =
+                tokio::join!(file_batch(shell, &bal, fetched.messages, progress, json), next);
+            filed?;
             // Saved only once everything fetched is stored: a failure refetches, and the
             // store recognises what it already holds.
-            save_state(shell, &bal, &state).await?;
-            if !more {
-                break;
+            save_state(shell, &bal, &after).await?;
+            state = after;
+            match next {
+                Some(next) => batch = next?,
+                None => break,
             }
         }
         drain_outbox(shell, &operator, &bal).await
