@@ -23,6 +23,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "outbox reports",
         include_str!("../migrations/sqlite/0002_outbox_reports.sql"),
     ),
+    (
+        3,
+        "blob compression",
+        include_str!("../migrations/sqlite/0003_blob_compression.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -34,6 +39,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "outbox reports",
         include_str!("../migrations/postgres/0002_outbox_reports.sql"),
+    ),
+    (
+        3,
+        "blob compression",
+        include_str!("../migrations/postgres/0003_blob_compression.sql"),
     ),
 ];
 
@@ -158,6 +168,43 @@ mod tests {
         upgrade_keeps_duplicate_acknowledgements(&url, Backend::Postgres).await;
     }
 
+    /// On PostgreSQL the message and document bytes are never given to pglz (lz4 when the
+    /// server has it, else stored uncompressed).
+    #[tokio::test]
+    async fn postgres_blobs_avoid_pglz() {
+        let Some(pg) = tokio::task::spawn_blocking(mss_testkit::postgres::Postgres::start_or_skip)
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        let url = pg.create_database("blob_compression");
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        run(&pool, Backend::Postgres).await.unwrap();
+        for (table, column) in [
+            ("messages", "raw"),
+            ("attachments", "content"),
+            ("document_versions", "content"),
+            ("outbox", "raw"),
+        ] {
+            let (compression, storage): (String, String) = sqlx::query_as(
+                "SELECT attcompression::text, attstorage::text FROM pg_attribute \
+                 WHERE attrelid = $1::regclass AND attname = $2",
+            )
+            .bind(table)
+            .bind(column)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert!(
+                compression == "l" || storage == "e",
+                "{table}.{column}: compression {compression:?}, storage {storage:?}"
+            );
+        }
+        pool.close().await;
+    }
+
     /// The two schemas must describe the same tables: compare their table names.
     #[test]
     fn both_backends_create_the_same_tables() {
@@ -169,9 +216,10 @@ mod tests {
         };
         for (a, b) in SQLITE.iter().zip(POSTGRES) {
             assert_eq!(a.0, b.0);
+            assert_eq!(a.1, b.1);
             assert_eq!(tables(a.2), tables(b.2));
-            assert!(!tables(a.2).is_empty());
         }
         assert_eq!(SQLITE.len(), POSTGRES.len());
+        assert!(!tables(SQLITE[0].2).is_empty());
     }
 }
