@@ -214,12 +214,6 @@ impl Store {
                 Box::pin(async move {
                     // Per connection: SQLite forgets these when a connection closes.
                     if backend == Backend::Sqlite {
-                        // Only a new file takes it (WAL fixes the page size at creation).
-                        // Messages and documents are blobs of 50 KB to a few MB: larger
-                        // pages mean fewer overflow pages and WAL frames to write.
-                        sqlx::query("PRAGMA page_size = 16384")
-                            .execute(&mut *conn)
-                            .await?;
                         sqlx::query("PRAGMA foreign_keys = ON")
                             .execute(&mut *conn)
                             .await?;

@@ -87,39 +87,3 @@ async fn sqlite_waits_for_the_disk_at_every_commit_unless_told_otherwise() {
         store.close().await;
     }
 }
-
-/// A new SQLite file gets 16 KB pages (fewer overflow pages and WAL frames for message
-/// blobs); a file made before keeps the page size it was created with.
-#[tokio::test]
-async fn a_new_sqlite_file_has_large_pages_and_an_old_one_keeps_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let page_size = async |store: &Store| -> i64 {
-        sqlx::query_scalar("PRAGMA page_size")
-            .fetch_one(store.pool())
-            .await
-            .unwrap()
-    };
-    let url = format!("sqlite:{}", dir.path().join("new.db").display());
-    let store = Store::open(&url).await.unwrap();
-    assert_eq!(page_size(&store).await, 16384);
-    store.close().await;
-
-    // A store file from before: 4 KB pages, already in WAL mode.
-    let old = dir.path().join("old.db");
-    let pool = sqlx::AnyPool::connect(&format!("sqlite:{}?mode=rwc", old.display()))
-        .await
-        .unwrap();
-    for statement in [
-        "PRAGMA page_size = 4096",
-        "PRAGMA journal_mode = WAL",
-        "CREATE TABLE t(x)",
-    ] {
-        sqlx::query(statement).execute(&pool).await.unwrap();
-    }
-    pool.close().await;
-    let store = Store::open(&format!("sqlite:{}", old.display()))
-        .await
-        .unwrap();
-    assert_eq!(page_size(&store).await, 4096);
-    store.close().await;
-}
